@@ -1,1 +1,3 @@
-//! Placeholder: filled in by the work in progress.
+//! Switchboard's network edge.
+
+pub mod client_ip;

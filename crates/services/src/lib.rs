@@ -1,1 +1,5 @@
-//! Placeholder: filled in by the work in progress.
+//! Switchboard's services. Each module owns one protocol: its wire types, its
+//! codec, and the per-connection state machine that maps frames to core calls.
+//! Only this crate knows wire formats.
+
+pub mod pairing;
