@@ -101,7 +101,12 @@ impl Relay {
 
     /// Delivers `frame` to every subscriber of `topic` on every node, except
     /// `except`. Returns the local fan-out and whether the bus took the message.
-    pub fn publish(&self, topic: &str, frame: Frame, except: Option<ConnId>) -> (Fanout, Result<(), BusError>) {
+    pub fn publish(
+        &self,
+        topic: &str,
+        frame: Frame,
+        except: Option<ConnId>,
+    ) -> (Fanout, Result<(), BusError>) {
         let local = self.hub.publish(topic, &frame, except);
         let remote = self.bus.publish(BusMessage {
             origin: self.bus.node(),

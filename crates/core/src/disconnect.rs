@@ -147,7 +147,10 @@ mod tests {
         for d in all {
             let c = d.code();
             assert!((1000..5000).contains(&c), "{d}");
-            assert!(![1004, 1005, 1006, 1015].contains(&c), "{d} uses a reserved code");
+            assert!(
+                ![1004, 1005, 1006, 1015].contains(&c),
+                "{d} uses a reserved code"
+            );
             assert!(d.reason().len() <= 123, "{d}");
             assert!(!d.label().is_empty());
         }

@@ -99,7 +99,9 @@ impl Hub {
         topic.hash(&mut h);
         let i = (h.finish() % self.inner.shards.len() as u64) as usize;
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
-        self.inner.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.shards[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds `outbox` (owned by connection `conn`) to `topic`.
@@ -203,6 +205,18 @@ impl Hub {
         self.inner.topics.load(Ordering::Relaxed)
     }
 
+    /// Number of topics whose name starts with `prefix` (walks every shard; for gauges, not hot paths).
+    pub fn topic_count_with_prefix(&self, prefix: &str) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap_or_else(|e| e.into_inner());
+                shard.keys().filter(|k| k.starts_with(prefix)).count()
+            })
+            .sum()
+    }
+
     /// Number of subscriptions across all topics.
     pub fn subscription_count(&self) -> usize {
         self.inner.subscribers.load(Ordering::Relaxed)
@@ -254,7 +268,13 @@ mod tests {
         }
         for i in 0..10 {
             let f = hub.publish("/t", &Frame::text(format!("{i}")), None);
-            assert_eq!(f, Fanout { delivered: 3, overflowed: 0 });
+            assert_eq!(
+                f,
+                Fanout {
+                    delivered: 3,
+                    overflowed: 0
+                }
+            );
         }
         for rx in &mut conns {
             let mut buf = Vec::new();
@@ -294,7 +314,10 @@ mod tests {
     async fn a_slow_subscriber_is_closed_and_removed_without_harming_others() {
         let hub = Hub::default();
         let ids = ConnIds::new(NodeId(1));
-        let small = OutboxLimits { max_messages: 2, max_bytes: 1 << 20 };
+        let small = OutboxLimits {
+            max_messages: 2,
+            max_bytes: 1 << 20,
+        };
         let (slow, stx, mut srx) = conn(&ids, small);
         let (fast, ftx, mut frx) = conn(&ids, OutboxLimits::default());
         let _s1 = hub.subscribe("t", slow, stx);

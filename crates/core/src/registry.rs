@@ -49,7 +49,12 @@ pub enum ClaimError {
 
 impl Registry {
     /// Registers connection `conn` of `service` until the guard drops.
-    pub fn register(&self, conn: ConnId, service: &'static str, outbox: OutboxSender) -> Registration {
+    pub fn register(
+        &self,
+        conn: ConnId,
+        service: &'static str,
+        outbox: OutboxSender,
+    ) -> Registration {
         lock(&self.inner.conns).insert(conn, Entry { service, outbox });
         self.inner.total.fetch_add(1, Ordering::Relaxed);
         Registration {
@@ -145,7 +150,10 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if lock(&self.registry.inner.conns).remove(&self.conn).is_some() {
+        if lock(&self.registry.inner.conns)
+            .remove(&self.conn)
+            .is_some()
+        {
             self.registry.inner.total.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -182,7 +190,10 @@ mod tests {
         let (b_tx, _b) = Outbox::new(OutboxLimits::default());
         let a = reg.claim("rtc", "alice", ids.next(), a_tx).unwrap();
         let b_id = ids.next();
-        assert_eq!(reg.claim("rtc", "alice", b_id, b_tx.clone()).unwrap_err(), ClaimError::Taken);
+        assert_eq!(
+            reg.claim("rtc", "alice", b_id, b_tx.clone()).unwrap_err(),
+            ClaimError::Taken
+        );
         drop(a);
         assert!(reg.claim("rtc", "alice", b_id, b_tx).is_ok());
     }

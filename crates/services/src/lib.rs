@@ -2,4 +2,6 @@
 //! codec, and the per-connection state machine that maps frames to core calls.
 //! Only this crate knows wire formats.
 
+pub mod echo;
 pub mod pairing;
+pub mod pubsub;

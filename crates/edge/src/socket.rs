@@ -1,0 +1,235 @@
+//! The per-socket runtime: one task per WebSocket that reads frames into a
+//! service's [`Handler`] and writes the connection's [`OutboxReceiver`] to the peer.
+//!
+//! - **Batching** (invariant 3): everything pending in the outbox is fed to the
+//!   socket and flushed once.
+//! - **Keepalive**: a ping every `ping_interval`; the connection ends with
+//!   [`Disconnect::Timeout`] when nothing that counts (pongs only, or any frame,
+//!   per [`Keepalive::any_frame_resets`]) arrived within `timeout`.
+//! - **Write timeout**: a flush that takes longer ends the connection.
+//! - **Closing**: every end the server decides sends a Close frame with the
+//!   [`Disconnect`]'s code and reason, then waits briefly for the peer's Close.
+//!   A peer's Close is answered. Each end is counted by its label.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use metrics::counter;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_websockets::proto::ProtocolError;
+use tokio_websockets::{CloseCode, Message, Payload, WebSocketStream};
+
+use switchboard_core::{Disconnect, Frame, OutboxReceiver};
+
+/// How a socket proves it is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// How long without a qualifying frame before the connection is ended.
+    pub timeout: Duration,
+    /// Whether any inbound frame counts as a sign of life (otherwise only pongs do).
+    pub any_frame_resets: bool,
+}
+
+/// Everything the runtime needs to know about one socket.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// The service name, used as a metric label and in logs.
+    pub service: &'static str,
+    /// Largest inbound message in bytes; larger ends with close 1009.
+    pub max_message: usize,
+    /// Pings and liveness.
+    pub keepalive: Keepalive,
+    /// Longest a single flush may take.
+    pub write_timeout: Duration,
+    /// Cancelled when the server shuts down: the socket closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks socket tasks so shutdown can wait for them to finish.
+    pub tracker: TaskTracker,
+}
+
+/// One inbound data message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A text message (valid UTF-8, checked by the codec).
+    Text(Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// A service's per-connection state machine, driven by the socket runtime.
+///
+/// Contract: `on_message` is called once per complete inbound message, in
+/// order, never concurrently; returning `Err` ends the connection with that
+/// disconnect. `on_close` is called exactly once, last, whatever ended the
+/// connection. Sending is done through the connection's outbox, never here.
+pub trait Handler: Send + 'static {
+    /// Handles one inbound message.
+    fn on_message(&mut self, msg: Inbound) -> impl Future<Output = Result<(), Disconnect>> + Send;
+    /// The connection ended for `reason`.
+    fn on_close(self, reason: &Disconnect)
+    where
+        Self: Sized;
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(b) => Message::text(Payload::from(b)),
+        Frame::Binary(b) => Message::binary(Payload::from(b)),
+    }
+}
+
+/// Ways the connection ended, from the runtime's point of view.
+enum End {
+    /// We decide: send a Close frame with this disconnect.
+    Server(Disconnect),
+    /// The codec already queued its own Close (protocol error, too big); flush it.
+    Codec(Disconnect),
+    /// The peer sent Close (already answered by the codec) or vanished.
+    Peer(Disconnect),
+}
+
+/// Runs the socket until it ends, then calls `handler.on_close`.
+pub async fn run<S, H>(
+    mut ws: WebSocketStream<S>,
+    mut outbox: OutboxReceiver,
+    mut handler: H,
+    cfg: &SocketConfig,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let svc = cfg.service;
+    let frames_out = counter!("switchboard_ws_frames_out_total", "service" => svc);
+    let msgs_in = counter!("switchboard_ws_messages_in_total", "service" => svc);
+    let ka = cfg.keepalive;
+    let mut ping = interval_at(Instant::now() + ka.ping_interval, ka.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_alive = Instant::now();
+    let mut buf: Vec<Frame> = Vec::new();
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = cfg.shutdown.cancelled() => break End::Server(Disconnect::Shutdown),
+            r = outbox.recv_many(&mut buf) => {
+                if let Err(d) = r {
+                    break End::Server(d);
+                }
+                let n = buf.len() as u64;
+                let write = async {
+                    for f in buf.drain(..) {
+                        ws.feed(to_message(f)).await?;
+                    }
+                    ws.flush().await
+                };
+                match timeout(cfg.write_timeout, write).await {
+                    Ok(Ok(())) => frames_out.increment(n),
+                    Ok(Err(_)) => break End::Peer(Disconnect::PeerClosed),
+                    Err(_) => break End::Peer(Disconnect::WriteTimeout),
+                }
+                buf.clear();
+            }
+            m = ws.next() => match m {
+                None => break End::Peer(Disconnect::PeerClosed),
+                Some(Ok(msg)) => {
+                    if ka.any_frame_resets || msg.is_pong() {
+                        last_alive = Instant::now();
+                    }
+                    if msg.is_close() {
+                        break End::Peer(Disconnect::PeerClosed);
+                    }
+                    let inbound = if msg.is_text() {
+                        Inbound::Text(msg.into_payload().into())
+                    } else if msg.is_binary() {
+                        Inbound::Binary(msg.into_payload().into())
+                    } else {
+                        if msg.is_ping() {
+                            // The codec queued the pong; send it now rather than with the next write.
+                            if timeout(cfg.write_timeout, ws.flush()).await.is_err() {
+                                break End::Peer(Disconnect::WriteTimeout);
+                            }
+                        }
+                        continue;
+                    };
+                    msgs_in.increment(1);
+                    if let Err(d) = handler.on_message(inbound).await {
+                        break End::Server(d);
+                    }
+                }
+                Some(Err(e)) => break match e {
+                    tokio_websockets::Error::PayloadTooLong { .. } => End::Codec(Disconnect::TooBig),
+                    tokio_websockets::Error::Protocol(ProtocolError::InvalidUtf8) => End::Codec(Disconnect::InvalidUtf8),
+                    tokio_websockets::Error::Protocol(_) => End::Codec(Disconnect::Protocol),
+                    _ => End::Peer(Disconnect::PeerClosed),
+                },
+            },
+            _ = ping.tick() => {
+                if last_alive.elapsed() >= ka.timeout {
+                    break End::Server(Disconnect::Timeout);
+                }
+                let sent = timeout(cfg.write_timeout, ws.send(Message::ping(Payload::from(Bytes::new())))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break End::Peer(Disconnect::WriteTimeout);
+                }
+            }
+        }
+    };
+
+    let reason = match end {
+        End::Server(d) => {
+            let code = CloseCode::try_from(d.code()).unwrap_or(CloseCode::POLICY_VIOLATION);
+            let mut reason = d.reason();
+            while reason.len() > 123 {
+                // Cut at a char boundary below the protocol's limit.
+                let mut cut = 123;
+                while !reason.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                reason = &reason[..cut];
+            }
+            let close = Message::close(Some(code), reason);
+            if matches!(timeout(cfg.write_timeout, ws.send(close)).await, Ok(Ok(()))) {
+                drain_until_closed(&mut ws).await;
+            }
+            d
+        }
+        End::Codec(d) => {
+            drain_until_closed(&mut ws).await;
+            d
+        }
+        End::Peer(d) => {
+            if d == Disconnect::PeerClosed {
+                // Let the codec flush its answer to the peer's Close.
+                drain_until_closed(&mut ws).await;
+            }
+            d
+        }
+    };
+    counter!("switchboard_ws_disconnects_total", "service" => svc, "reason" => reason.label())
+        .increment(1);
+    tracing::debug!(
+        service = svc,
+        code = reason.code(),
+        reason = reason.label(),
+        "socket closed"
+    );
+    handler.on_close(&reason);
+}
+
+/// Reads (and discards) until the peer's Close arrives or the stream ends, for at most two seconds.
+async fn drain_until_closed<S>(ws: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

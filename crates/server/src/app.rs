@@ -1,0 +1,174 @@
+//! [`App`]: the services of one process built from a [`Config`], their router,
+//! and [`run`], which serves them until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::any;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use switchboard_bus::LocalBus;
+use switchboard_core::{Disconnect, Registry, Relay};
+use switchboard_edge::socket::{Keepalive, SocketConfig};
+use switchboard_edge::{Bound, ListenAddr};
+use switchboard_services::echo::Echo;
+use switchboard_services::pubsub::Pubsub;
+
+use crate::config::Config;
+use crate::{console, ops};
+
+/// The running services of one process.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Arc<Config>,
+    /// Delivery (hub + bus).
+    pub relay: Relay,
+    /// Live connections.
+    pub registry: Registry,
+    /// The pubsub service, if enabled.
+    pub pubsub: Option<Arc<Pubsub>>,
+    /// Cancelled to shut down.
+    pub shutdown: CancellationToken,
+    /// Tracks every connection task.
+    pub tracker: TaskTracker,
+}
+
+impl App {
+    /// Builds every enabled service from `config`.
+    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+        let relay = Relay::new(LocalBus::single(), config.server.hub_shards);
+        let registry = Registry::default();
+        let tracker = TaskTracker::new();
+        let socket = SocketConfig {
+            service: "",
+            max_message: 65536,
+            keepalive: Keepalive {
+                ping_interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(60),
+                any_frame_resets: true,
+            },
+            write_timeout: Duration::from_secs(10),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
+        let pubsub = config
+            .pubsub
+            .enabled
+            .then(|| Pubsub::new(config.pubsub_config(), relay.clone(), registry.clone(), socket.clone()));
+        App {
+            config: Arc::new(config),
+            relay,
+            registry,
+            pubsub,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// The router with every enabled service mounted.
+    pub fn router(&self) -> Router {
+        let cfg = &self.config;
+        let mut router = Router::new();
+        if cfg.echo.enabled {
+            let echo = Echo::new(self.relay.clone(), self.socket_base());
+            router = router.route("/echo", any(Echo::handle).with_state(echo));
+        }
+        if cfg.console.enabled {
+            router = router.merge(console::router(self.clone()));
+        }
+        if let Some(pubsub) = &self.pubsub {
+            let prefix = &cfg.pubsub.prefix;
+            if prefix.is_empty() {
+                router = router.fallback(any(Pubsub::handle).with_state(pubsub.clone()));
+            } else {
+                router = router
+                    .route(&format!("{prefix}/"), any(Pubsub::handle).with_state(pubsub.clone()))
+                    .route(&format!("{prefix}/{{*channel}}"), any(Pubsub::handle).with_state(pubsub.clone()));
+            }
+        }
+        router
+    }
+
+    fn socket_base(&self) -> SocketConfig {
+        SocketConfig {
+            service: "",
+            max_message: 65536,
+            keepalive: Keepalive {
+                ping_interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(60),
+                any_frame_resets: true,
+            },
+            write_timeout: Duration::from_secs(10),
+            shutdown: self.shutdown.clone(),
+            tracker: self.tracker.clone(),
+        }
+    }
+
+    /// The URLs a person can open, for the start-up banner.
+    pub fn service_urls(&self, base: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.config.console.enabled {
+            out.push(("console".into(), format!("{base}/")));
+        }
+        if self.pubsub.is_some() {
+            let ws = base.replacen("http", "ws", 1);
+            out.push(("pubsub".into(), format!("{ws}{}/<channel>", self.config.pubsub.prefix)));
+        }
+        if self.config.echo.enabled {
+            out.push(("echo".into(), format!("{}/echo", base.replacen("http", "ws", 1))));
+        }
+        out
+    }
+}
+
+/// Binds every configured listener (and the ops listener, if enabled).
+pub async fn bind(config: &Config) -> anyhow::Result<(Vec<Bound>, Option<Bound>)> {
+    let mut listeners = Vec::new();
+    for l in &config.server.listen {
+        listeners.push(Bound::bind(&ListenAddr::parse(l)?).await?);
+    }
+    let ops = if config.ops.enabled {
+        Some(Bound::bind(&ListenAddr::parse(&config.ops.listen)?).await?)
+    } else {
+        None
+    };
+    Ok((listeners, ops))
+}
+
+/// Serves `app` on `listeners` (and `/metrics`, `/healthz` on `ops`) until
+/// `app.shutdown` is cancelled; then refuses new sockets, closes every socket
+/// with 1001, and waits up to the configured timeout for them to finish.
+pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
+    let router = app.router();
+    let accept = TaskTracker::new();
+    for l in listeners {
+        accept.spawn(switchboard_edge::listener::serve(
+            l,
+            router.clone(),
+            app.shutdown.clone(),
+            app.tracker.clone(),
+        ));
+    }
+    if let Some(o) = ops {
+        accept.spawn(switchboard_edge::listener::serve(
+            o,
+            ops::router(app.clone()),
+            app.shutdown.clone(),
+            app.tracker.clone(),
+        ));
+    }
+    accept.close();
+    app.shutdown.cancelled().await;
+    tracing::info!(connections = app.registry.len(), "shutting down");
+    // Sockets see the token themselves; this also reaches any outbox-only session.
+    app.registry.close_all(None, &Disconnect::Shutdown);
+    accept.wait().await;
+    app.tracker.close();
+    let grace = Duration::from_secs(app.config.server.shutdown_timeout_secs);
+    if tokio::time::timeout(grace, app.tracker.wait()).await.is_err() {
+        tracing::warn!(remaining = app.registry.len(), "shutdown timeout: dropping remaining connections");
+    }
+}

@@ -1,0 +1,445 @@
+//! Configuration: one TOML file, then `SWITCHBOARD_<SECTION>_<KEY>` environment
+//! variables, then command-line flags, each overriding the one before.
+//!
+//! Fails fast: an unknown section or key, a value of the wrong type, or a value
+//! out of range is an error that names the key. Nothing falls back silently.
+//! `switchboard.example.toml` at the repository root documents every option.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_core::OutboxLimits;
+use switchboard_edge::{ListenAddr, OriginPolicy};
+use switchboard_services::pubsub::PubsubConfig;
+
+/// A configuration error, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not match the schema (unknown key, wrong type).
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// An environment override names no known key.
+    #[error("unknown environment override {0}: no such configuration key")]
+    UnknownEnv(String),
+    /// A value is syntactically fine but not allowed.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `pubsub.prefix`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listeners and server-wide settings.
+    pub server: ServerSection,
+    /// The operations listener (metrics, health).
+    pub ops: OpsSection,
+    /// Logging.
+    pub log: LogSection,
+    /// The web console at `/`.
+    pub console: ConsoleSection,
+    /// The pubsub service (Pinghub).
+    pub pubsub: PubsubSection,
+    /// The test-only echo service.
+    pub echo: EchoSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            ops: OpsSection::default(),
+            log: LogSection::default(),
+            console: ConsoleSection { enabled: true },
+            pubsub: PubsubSection::default(),
+            echo: EchoSection::default(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// `host:port` or an absolute unix socket path; several allowed.
+    pub listen: Vec<String>,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds to wait for sockets to close on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Number of hub shards.
+    pub hub_shards: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: vec!["127.0.0.1:8199".into()],
+            trusted_proxies: Vec::new(),
+            shutdown_timeout_secs: 10,
+            hub_shards: 64,
+        }
+    }
+}
+
+/// `[ops]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsSection {
+    /// Serve `/metrics` and `/healthz`.
+    pub enabled: bool,
+    /// Where; loopback by default.
+    pub listen: String,
+}
+
+impl Default for OpsSection {
+    fn default() -> Self {
+        OpsSection {
+            enabled: true,
+            listen: "127.0.0.1:8198".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A `tracing` filter such as `info` or `switchboard=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+    /// Append logs to this absolute path instead of stderr.
+    pub file: Option<String>,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            format: "text".into(),
+            file: None,
+        }
+    }
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// Serve the landing page at `/`.
+    pub enabled: bool,
+}
+
+/// `[pubsub]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubSection {
+    /// Whether the service runs.
+    pub enabled: bool,
+    /// Mount prefix, e.g. `/pubsub` (empty = the root).
+    pub prefix: String,
+    /// Allowed WebSocket origins; `["*"]` allows all.
+    pub origins: Vec<String>,
+    /// Largest WebSocket message in bytes.
+    pub max_message: usize,
+    /// Largest POST body in bytes.
+    pub max_post: usize,
+    /// Outbox bound in messages per connection.
+    pub outbox_messages: usize,
+    /// Outbox bound in bytes per connection.
+    pub outbox_bytes: usize,
+    /// Server ping period in seconds.
+    pub ping_interval_secs: u64,
+    /// Seconds without a pong before disconnecting.
+    pub pong_timeout_secs: u64,
+    /// Seconds one socket flush may take.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for PubsubSection {
+    fn default() -> Self {
+        let d = PubsubConfig::default();
+        PubsubSection {
+            enabled: true,
+            prefix: "/pubsub".into(),
+            origins: vec!["*".into()],
+            max_message: d.max_message,
+            max_post: d.max_post,
+            outbox_messages: d.outbox.max_messages,
+            outbox_bytes: d.outbox.max_bytes,
+            ping_interval_secs: d.ping_interval.as_secs(),
+            pong_timeout_secs: d.pong_timeout.as_secs(),
+            write_timeout_secs: d.write_timeout.as_secs(),
+        }
+    }
+}
+
+/// `[echo]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EchoSection {
+    /// Whether the test-only echo endpoint `/echo` runs.
+    pub enabled: bool,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError> {
+    if !p.is_empty() && (!p.starts_with('/') || p.ends_with('/')) {
+        return Err(invalid(key, "must be empty or start with '/' and not end with '/'"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Loads `path` (if any), applies the environment overrides from `env`, and validates.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let mut value: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        // Parse once without overrides so file errors name the file's key.
+        let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        apply_env(&mut value, env)?;
+        let merged = toml::to_string(&value).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let cfg: Config = toml::from_str(&merged).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.listen.is_empty() {
+            return Err(invalid("server.listen", "at least one listener is required"));
+        }
+        for l in &self.server.listen {
+            ListenAddr::parse(l).map_err(|e| invalid("server.listen", e.to_string()))?;
+        }
+        switchboard_edge::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| invalid("server.trusted_proxies", e.to_string()))?;
+        if self.server.hub_shards == 0 {
+            return Err(invalid("server.hub_shards", "must be at least 1"));
+        }
+        if self.ops.enabled {
+            ListenAddr::parse(&self.ops.listen).map_err(|e| invalid("ops.listen", e.to_string()))?;
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        if let Some(f) = &self.log.file {
+            if !f.starts_with('/') {
+                return Err(invalid("log.file", "must be an absolute path"));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
+        let p = &self.pubsub;
+        check_prefix("pubsub.prefix", &p.prefix)?;
+        for (key, v) in [
+            ("pubsub.max_message", p.max_message),
+            ("pubsub.max_post", p.max_post),
+            ("pubsub.outbox_messages", p.outbox_messages),
+            ("pubsub.outbox_bytes", p.outbox_bytes),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, v) in [
+            ("pubsub.ping_interval_secs", p.ping_interval_secs),
+            ("pubsub.pong_timeout_secs", p.pong_timeout_secs),
+            ("pubsub.write_timeout_secs", p.write_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1 second"));
+            }
+        }
+        if p.pong_timeout_secs < p.ping_interval_secs {
+            return Err(invalid("pubsub.pong_timeout_secs", "must not be shorter than pubsub.ping_interval_secs"));
+        }
+        Ok(())
+    }
+
+    /// The pubsub service settings.
+    pub fn pubsub_config(&self) -> PubsubConfig {
+        let p = &self.pubsub;
+        PubsubConfig {
+            prefix: p.prefix.clone(),
+            origins: OriginPolicy::new(p.origins.iter().cloned()),
+            max_message: p.max_message,
+            max_post: p.max_post,
+            outbox: OutboxLimits {
+                max_messages: p.outbox_messages,
+                max_bytes: p.outbox_bytes,
+            },
+            ping_interval: Duration::from_secs(p.ping_interval_secs),
+            pong_timeout: Duration::from_secs(p.pong_timeout_secs),
+            write_timeout: Duration::from_secs(p.write_timeout_secs),
+        }
+    }
+}
+
+/// Applies `SWITCHBOARD_<SECTION>_<KEY>` overrides. The value is read as a TOML
+/// scalar when it parses as one (number, boolean), else as a string; keys whose
+/// default is a list take a comma-separated value.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("SWITCHBOARD_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let found = defaults.iter().find_map(|(section, keys)| {
+            let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+            let known = keys.as_table()?.get(key);
+            // Option keys (log.file) have no default value but are still valid.
+            let is_option = section == "log" && key == "file";
+            (known.is_some() || is_option).then(|| (section.clone(), key.to_owned(), known.cloned()))
+        });
+        let Some((section, key, default)) = found else {
+            return Err(ConfigError::UnknownEnv(name));
+        };
+        let value = match default {
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            ),
+            Some(toml::Value::String(_)) | None => toml::Value::String(raw),
+            Some(_) => raw
+                .parse::<toml::Value>()
+                .ok()
+                .or_else(|| format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")))
+                .unwrap_or(toml::Value::String(raw)),
+        };
+        let sec = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = sec {
+            t.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_str(s: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("sb-cfg-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::File::create(&p).unwrap().write_all(s.as_bytes()).unwrap();
+        let r = Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.listen, ["127.0.0.1:8199"]);
+        assert_eq!(c.pubsub.prefix, "/pubsub");
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../switchboard.example.toml");
+        let c = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(c.pubsub.prefix, "/pubsub");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let e = load_str("[pubsub]\nmax_mesage = 5\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("max_mesage"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let e = load_str("[pubsubb]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("pubsubb"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = load_str("[pubsub]\nmax_message = \"big\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("max_message"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = load_str("[pubsub]\nprefix = \"nope/\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("pubsub.prefix"), "{e}");
+        let e = load_str("[server]\nlisten = [\"8080\"]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+        let e = load_str("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.trusted_proxies"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_lists_split_on_commas() {
+        let c = load_str(
+            "[pubsub]\nmax_message = 10\n",
+            &[
+                ("SWITCHBOARD_PUBSUB_MAX_MESSAGE", "20"),
+                ("SWITCHBOARD_SERVER_LISTEN", "127.0.0.1:1, /tmp/x.sock"),
+                ("SWITCHBOARD_PUBSUB_PREFIX", ""),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.pubsub.max_message, 20);
+        assert_eq!(c.server.listen, ["127.0.0.1:1", "/tmp/x.sock"]);
+        assert_eq!(c.pubsub.prefix, "");
+    }
+
+    #[test]
+    fn unknown_env_override_is_an_error() {
+        let e = load_str("", &[("SWITCHBOARD_PUBSUB_NOPE", "1")]).unwrap_err().to_string();
+        assert!(e.contains("SWITCHBOARD_PUBSUB_NOPE"), "{e}");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_key() {
+        let e = load_str("", &[("SWITCHBOARD_PUBSUB_MAX_POST", "lots")]).unwrap_err().to_string();
+        assert!(e.contains("max_post"), "{e}");
+    }
+}

@@ -1,0 +1,210 @@
+//! [`PgStore`]: the PostgreSQL backend, for several nodes sharing one database.
+//!
+//! Atomicity comes from the primary key: a registration is one
+//! `INSERT … ON CONFLICT DO NOTHING`, so concurrent registrations of one name,
+//! from any number of nodes, leave exactly one winner. Migrations run under
+//! sqlx's advisory lock, so nodes starting together apply each one once.
+//!
+//! Connections are plain TCP or a unix socket: this build has no TLS for
+//! PostgreSQL, so `sslmode=require` fails at connect.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use switchboard_core::store::{NameStore, Registered, Store, StoreError, StoreFuture, check_key};
+
+use crate::StoreOptions;
+use crate::migrations;
+use crate::ops::{self, Backend};
+use crate::options::POSTGRES_DEFAULT_MAX_CONNECTIONS;
+
+/// A [`Store`] on PostgreSQL. Cloning shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    op_timeout: Duration,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database[?…]`,
+    /// or `postgresql://…`) with default [`StoreOptions`], and brings its
+    /// schema up to date.
+    ///
+    /// Fails with [`StoreError::Config`] if the URL cannot be parsed or the
+    /// database's encoding is not UTF8, and [`StoreError::Unavailable`] if the
+    /// server cannot be reached within the acquire timeout.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Connects with `options`; see [`PgStore::connect`].
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
+        options.validate()?;
+        // The parse error never echoes the URL, which may hold a password.
+        let mut connect = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config {
+            message: format!("invalid PostgreSQL URL: {e}"),
+        })?;
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("switchboard");
+        }
+        let (host, port) = (connect.get_host().to_owned(), connect.get_port());
+        let database = connect.get_database().unwrap_or_default().to_owned();
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections_or(POSTGRES_DEFAULT_MAX_CONNECTIONS))
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| ops::map_sqlx(Backend::Postgres, "connect", e))?;
+        let store = PgStore {
+            pool,
+            op_timeout: options.op_timeout,
+        };
+        if let Err(e) = store.prepare().await {
+            store.pool.close().await;
+            return Err(e);
+        }
+        tracing::info!(backend = "postgres", %host, port, %database, "store opened");
+        Ok(store)
+    }
+
+    /// Checks the encoding and runs the migrations.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        let encoding: String = self
+            .run(
+                "connect",
+                sqlx::query_scalar("SHOW server_encoding").fetch_one(&self.pool),
+            )
+            .await?;
+        if encoding != "UTF8" {
+            return Err(StoreError::Config {
+                message: format!("the database's encoding is {encoding}; Switchboard needs UTF8"),
+            });
+        }
+        migrations::migrator(migrations::POSTGRES)
+            .run(&self.pool)
+            .await
+            .map_err(|e| ops::map_migrate(Backend::Postgres, e))
+    }
+
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        ops::run(Backend::Postgres, op, self.op_timeout, fut).await
+    }
+}
+
+impl NameStore for PgStore {
+    fn register_name<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Registered> {
+        Box::pin(async move {
+            check_key(namespace, name)?;
+            let done = self
+                .run(
+                    "register_name",
+                    sqlx::query(
+                        "INSERT INTO switchboard_names (namespace, name) VALUES ($1, $2) \
+                         ON CONFLICT (namespace, name) DO NOTHING",
+                    )
+                    .bind(namespace)
+                    .bind(name)
+                    .execute(&self.pool),
+                )
+                .await?;
+            Ok(if done.rows_affected() == 1 {
+                Registered::New
+            } else {
+                Registered::Taken
+            })
+        })
+    }
+
+    fn name_exists<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            check_key(namespace, name)?;
+            self.run(
+                "name_exists",
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM switchboard_names WHERE namespace = $1 AND name = $2)",
+                )
+                .bind(namespace)
+                .bind(name)
+                .fetch_one(&self.pool),
+            )
+            .await
+        })
+    }
+
+    fn remove_name<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            check_key(namespace, name)?;
+            let done = self
+                .run(
+                    "remove_name",
+                    sqlx::query("DELETE FROM switchboard_names WHERE namespace = $1 AND name = $2")
+                        .bind(namespace)
+                        .bind(name)
+                        .execute(&self.pool),
+                )
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        Backend::Postgres.name()
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.run("ping", sqlx::query("SELECT 1").execute(&self.pool))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_config_error() {
+        let got = PgStore::connect("postgres://user:secret@host:notaport/db").await;
+        match got {
+            Err(StoreError::Config { message }) => {
+                assert!(!message.contains("secret"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Port 1 on loopback: nothing listens there, the connect is refused at once.
+        let options = StoreOptions {
+            acquire_timeout: Duration::from_secs(2),
+            ..StoreOptions::default()
+        };
+        let got = PgStore::connect_with("postgres://postgres@127.0.0.1:1/postgres", &options).await;
+        assert!(
+            matches!(got, Err(StoreError::Unavailable { op: "connect", .. })),
+            "{got:?}"
+        );
+    }
+}
