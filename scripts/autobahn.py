@@ -102,6 +102,12 @@ def main() -> int:
         try:
             from kosoku._report import write_reports
 
+            # Report files are named after the agent, which is host_port when the server
+            # sends no Server header: clear the previous runs' so they don't pile up.
+            if os.path.isdir(args.report_dir):
+                for name in os.listdir(args.report_dir):
+                    if re.fullmatch(r"index\.(json|html)|.+_case_[0-9_]+\.(json|html)", name):
+                        os.remove(os.path.join(args.report_dir, name))
             write_reports(results, args.report_dir)
             print(f"autobahn: report written to {args.report_dir}/index.html", file=sys.stderr)
         except Exception as err:  # noqa: BLE001 - the report is a convenience, not the verdict

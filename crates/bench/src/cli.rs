@@ -23,7 +23,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// WebSocket URL of the channel (or the base of per-connection channels).
-    #[arg(long, global = true, default_value = "ws://127.0.0.1:8199/pubsub/bench")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "ws://127.0.0.1:8199/pubsub/bench"
+    )]
     pub url: String,
 
     /// Print one JSON object on stdout instead of text (and no progress).
@@ -207,14 +211,31 @@ mod tests {
 
     #[test]
     fn common_options_go_anywhere() {
-        let cli = Cli::try_parse_from(["switchboard-bench", "fanout", "--subscribers", "5", "--json"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "switchboard-bench",
+            "fanout",
+            "--subscribers",
+            "5",
+            "--json",
+        ])
+        .unwrap();
         assert!(cli.common.json);
-        let Scenario::Fanout(args) = cli.scenario else { panic!("not fanout") };
-        assert_eq!((args.subscribers, args.messages, args.size), (5, 10_000, 64));
-        let cli = Cli::try_parse_from(["switchboard-bench", "--sources", "4", "idle", "--distinct"]).unwrap();
+        let Scenario::Fanout(args) = cli.scenario else {
+            panic!("not fanout")
+        };
+        assert_eq!(
+            (args.subscribers, args.messages, args.size),
+            (5, 10_000, 64)
+        );
+        let cli =
+            Cli::try_parse_from(["switchboard-bench", "--sources", "4", "idle", "--distinct"])
+                .unwrap();
         assert_eq!(cli.common.sources, 4);
         assert!(Cli::try_parse_from(["switchboard-bench", "fanout", "--size", "10"]).is_err());
-        assert!(Cli::try_parse_from(["switchboard-bench", "idle", "--distinct", "--channels", "3"]).is_err());
+        assert!(
+            Cli::try_parse_from(["switchboard-bench", "idle", "--distinct", "--channels", "3"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -65,7 +65,11 @@ const MAX_REPLY_HEAD: usize = 16 * 1024;
 impl PostConn {
     /// Connects through `dialer`; requests carry `Host: authority`, and
     /// each exchange must finish within `timeout`.
-    pub async fn connect(dialer: &Dialer, authority: &str, timeout: Duration) -> Result<Self, HttpError> {
+    pub async fn connect(
+        dialer: &Dialer,
+        authority: &str,
+        timeout: Duration,
+    ) -> Result<Self, HttpError> {
         let stream = tokio::time::timeout(timeout, dialer.tcp())
             .await
             .map_err(|_| HttpError::Timeout)??;
@@ -97,7 +101,11 @@ impl PostConn {
         let status = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| HttpError::Timeout)??;
-        if status == 200 { Ok(()) } else { Err(HttpError::Status(status)) }
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(HttpError::Status(status))
+        }
     }
 }
 
@@ -112,7 +120,9 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, Ht
                 read_more(stream, buf).await?;
             }
             if buf.len() > total {
-                return Err(HttpError::Parse("unexpected bytes after the reply".to_owned()));
+                return Err(HttpError::Parse(
+                    "unexpected bytes after the reply".to_owned(),
+                ));
             }
             return Ok(status);
         }
@@ -150,7 +160,9 @@ fn parse_reply(buf: &[u8]) -> Result<Option<(u16, usize)>, HttpError> {
                 .and_then(|v| v.trim().parse().ok())
                 .ok_or_else(|| HttpError::Parse("bad content-length".to_owned()))?;
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(HttpError::Parse("chunked replies are not supported".to_owned()));
+            return Err(HttpError::Parse(
+                "chunked replies are not supported".to_owned(),
+            ));
         }
     }
     Ok(Some((status, head_len + body_len)))
@@ -167,7 +179,10 @@ mod tests {
         assert_eq!(parse_reply(&ok[..20]).unwrap(), None);
         let no_body = b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n";
         assert_eq!(parse_reply(no_body).unwrap(), Some((405, no_body.len())));
-        assert!(matches!(parse_reply(b"garbage\r\n\r\n"), Err(HttpError::Parse(_))));
+        assert!(matches!(
+            parse_reply(b"garbage\r\n\r\n"),
+            Err(HttpError::Parse(_))
+        ));
     }
 
     #[tokio::test]
@@ -188,14 +203,26 @@ mod tests {
             }
             seen
         });
-        let target = crate::net::Target::resolve(&format!("ws://{addr}/chan")).await.unwrap();
+        let target = crate::net::Target::resolve(&format!("ws://{addr}/chan"))
+            .await
+            .unwrap();
         let dialer = Dialer::new(&target, 1, Duration::from_secs(5));
-        let mut conn = PostConn::connect(&dialer, target.authority(), Duration::from_secs(5)).await.unwrap();
+        let mut conn = PostConn::connect(&dialer, target.authority(), Duration::from_secs(5))
+            .await
+            .unwrap();
         conn.post(target.path(), b"hello").await.unwrap();
         conn.post(target.path(), b"again").await.unwrap();
         let seen = server.await.unwrap();
-        assert!(seen[0].starts_with("POST /chan HTTP/1.1\r\n"), "{}", seen[0]);
-        assert!(seen[0].contains("Content-Length: 5\r\n\r\nhello"), "{}", seen[0]);
+        assert!(
+            seen[0].starts_with("POST /chan HTTP/1.1\r\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[0].contains("Content-Length: 5\r\n\r\nhello"),
+            "{}",
+            seen[0]
+        );
         assert!(seen[1].ends_with("\r\n\r\nagain"));
     }
 }

@@ -100,8 +100,13 @@ pub struct Target {
 impl Target {
     /// Parses a `ws://` URL and resolves its host.
     pub async fn resolve(url: &str) -> Result<Self, NetError> {
-        let invalid = |reason: &str| NetError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
-        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let invalid = |reason: &str| NetError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
         if uri.scheme_str() != Some("ws") {
             return Err(invalid("only ws:// is supported"));
         }
@@ -112,7 +117,10 @@ impl Target {
             Ok(ip) => SocketAddr::new(ip, port),
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
-                .map_err(|source| NetError::Resolve { host: bare.to_owned(), source })?
+                .map_err(|source| NetError::Resolve {
+                    host: bare.to_owned(),
+                    source,
+                })?
                 .next()
                 .ok_or_else(|| NetError::Resolve {
                     host: bare.to_owned(),
@@ -120,7 +128,11 @@ impl Target {
                 })?,
         };
         let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        Ok(Self { uri, addr, authority })
+        Ok(Self {
+            uri,
+            addr,
+            authority,
+        })
     }
 
     /// The server's socket address.
@@ -147,10 +159,11 @@ impl Target {
     pub fn channel(&self, suffix: &str) -> Result<Uri, NetError> {
         let path = self.uri.path().trim_end_matches('/');
         let text = format!("ws://{}{path}/{suffix}", self.authority);
-        text.parse().map_err(|e: http::uri::InvalidUri| NetError::InvalidUrl {
-            url: text.clone(),
-            reason: e.to_string(),
-        })
+        text.parse()
+            .map_err(|e: http::uri::InvalidUri| NetError::InvalidUrl {
+                url: text.clone(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -171,12 +184,17 @@ impl Dialer {
     pub fn new(target: &Target, sources: u8, timeout: Duration) -> Self {
         let addr = target.addr();
         let sources = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() => {
-                (1..=sources.max(1)).map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))).collect()
-            }
+            IpAddr::V4(ip) if ip.is_loopback() => (1..=sources.max(1))
+                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+                .collect(),
             _ => Vec::new(),
         };
-        Self { addr, sources, next_source: AtomicUsize::new(0), timeout }
+        Self {
+            addr,
+            sources,
+            next_source: AtomicUsize::new(0),
+            timeout,
+        }
     }
 
     /// Source addresses in use (empty: let the OS choose).
@@ -195,7 +213,10 @@ impl Dialer {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        let socket = socket.map_err(|source| NetError::Bind { addr: unspecified, source })?;
+        let socket = socket.map_err(|source| NetError::Bind {
+            addr: unspecified,
+            source,
+        })?;
         if !self.sources.is_empty() {
             let n = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
             let ip = self.sources[n];
@@ -269,8 +290,8 @@ where
         handshake: Latency::precise(),
         elapsed: Duration::ZERO,
     };
-    let mut record = |result: Result<Result<Duration, NetError>, tokio::task::JoinError>| {
-        match result {
+    let mut record =
+        |result: Result<Result<Duration, NetError>, tokio::task::JoinError>| match result {
             Ok(Ok(handshake)) => {
                 summary.ok += 1;
                 summary.handshake.record(handshake);
@@ -284,11 +305,12 @@ where
                 summary.errors.add(format!("task: {e}"));
                 on_done(false);
             }
-        }
-    };
+        };
     for i in 0..count {
         // The semaphore is never closed, so acquiring cannot fail.
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         let attempt = connect(i);
         tasks.spawn(async move {
             let result = attempt.await;
@@ -312,11 +334,16 @@ mod tests {
 
     #[tokio::test]
     async fn target_parses_and_builds_channels() {
-        let target = Target::resolve("ws://127.0.0.1:8199/pubsub/bench").await.unwrap();
+        let target = Target::resolve("ws://127.0.0.1:8199/pubsub/bench")
+            .await
+            .unwrap();
         assert_eq!(target.addr(), "127.0.0.1:8199".parse().unwrap());
         assert_eq!(target.authority(), "127.0.0.1:8199");
         assert_eq!(target.path(), "/pubsub/bench");
-        assert_eq!(target.channel("7").unwrap().to_string(), "ws://127.0.0.1:8199/pubsub/bench/7");
+        assert_eq!(
+            target.channel("7").unwrap().to_string(),
+            "ws://127.0.0.1:8199/pubsub/bench/7"
+        );
         assert!(matches!(
             Target::resolve("http://127.0.0.1/x").await,
             Err(NetError::InvalidUrl { .. })
@@ -336,14 +363,20 @@ mod tests {
             let (_server, peer) = listener.accept().await.unwrap();
             peers.push(peer.ip());
         }
-        let want: Vec<IpAddr> = (1..=3).map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))).collect();
+        let want: Vec<IpAddr> = (1..=3)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect();
         assert_eq!(peers, want);
     }
 
     #[tokio::test]
     async fn connect_many_counts_failures() {
         // Nothing listens on this port once the listener is dropped.
-        let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let target = Target::resolve(&format!("ws://{addr}/x")).await.unwrap();
         let dialer = Arc::new(Dialer::new(&target, 1, Duration::from_secs(5)));
         let uri = target.uri().clone();
@@ -360,6 +393,9 @@ mod tests {
         .await;
         assert_eq!(summary.ok, 0);
         assert_eq!(summary.errors.total(), 5);
-        assert_eq!(summary.errors.iter().next().unwrap().0, "connect: connection refused");
+        assert_eq!(
+            summary.errors.iter().next().unwrap().0,
+            "connect: connection refused"
+        );
     }
 }

@@ -160,10 +160,38 @@ mod tests {
     #[test]
     fn round_trip_table() {
         let cases = [
-            (Stamp { stream: 0, seq: 0, sent_ns: 0 }, 24),
-            (Stamp { stream: 1, seq: 1, sent_ns: 1 }, 64),
-            (Stamp { stream: 0xabcd, seq: 123_456, sent_ns: 987_654_321_012 }, 100),
-            (Stamp { stream: u16::MAX, seq: u32::MAX, sent_ns: TIME_MAX }, 25),
+            (
+                Stamp {
+                    stream: 0,
+                    seq: 0,
+                    sent_ns: 0,
+                },
+                24,
+            ),
+            (
+                Stamp {
+                    stream: 1,
+                    seq: 1,
+                    sent_ns: 1,
+                },
+                64,
+            ),
+            (
+                Stamp {
+                    stream: 0xabcd,
+                    seq: 123_456,
+                    sent_ns: 987_654_321_012,
+                },
+                100,
+            ),
+            (
+                Stamp {
+                    stream: u16::MAX,
+                    seq: u32::MAX,
+                    sent_ns: TIME_MAX,
+                },
+                25,
+            ),
         ];
         for (stamp, size) in cases {
             let bytes = encode(stamp, size).unwrap();
@@ -176,27 +204,59 @@ mod tests {
 
     #[test]
     fn layout_is_fixed_hex() {
-        let bytes = encode(Stamp { stream: 2, seq: 0x1f, sent_ns: 0xabc }, 30).unwrap();
+        let bytes = encode(
+            Stamp {
+                stream: 2,
+                seq: 0x1f,
+                sent_ns: 0xabc,
+            },
+            30,
+        )
+        .unwrap();
         assert_eq!(&bytes, b"00020000001f000000000abc......");
     }
 
     #[test]
     fn decode_accepts_uppercase() {
         let stamp = decode(b"000A0000001F000000000ABC").unwrap();
-        assert_eq!(stamp, Stamp { stream: 10, seq: 31, sent_ns: 0xabc });
+        assert_eq!(
+            stamp,
+            Stamp {
+                stream: 10,
+                seq: 31,
+                sent_ns: 0xabc
+            }
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(decode(b"0001"), Err(PayloadError::TooShort { len: 4 }));
-        assert_eq!(decode(b"00010000000x000000000000"), Err(PayloadError::NotHex { offset: 11 }));
+        assert_eq!(
+            decode(b"00010000000x000000000000"),
+            Err(PayloadError::NotHex { offset: 11 })
+        );
         let mut small = [0u8; 10];
         assert_eq!(
-            encode_into(&mut small, Stamp { stream: 0, seq: 0, sent_ns: 0 }),
+            encode_into(
+                &mut small,
+                Stamp {
+                    stream: 0,
+                    seq: 0,
+                    sent_ns: 0
+                }
+            ),
             Err(PayloadError::TooShort { len: 10 })
         );
         assert_eq!(
-            encode(Stamp { stream: 0, seq: 0, sent_ns: TIME_MAX + 1 }, 24),
+            encode(
+                Stamp {
+                    stream: 0,
+                    seq: 0,
+                    sent_ns: TIME_MAX + 1
+                },
+                24
+            ),
             Err(PayloadError::TimeOverflow(TIME_MAX + 1))
         );
     }

@@ -60,7 +60,11 @@ pub struct Settled {
 
 /// Samples `pid`'s RSS every `interval` until three consecutive samples lie
 /// within 0.5% (or 64 KiB) of each other, or until `timeout`.
-pub async fn settled_rss(pid: u32, interval: Duration, timeout: Duration) -> Result<Settled, ProcError> {
+pub async fn settled_rss(
+    pid: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<Settled, ProcError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut window: Vec<u64> = Vec::with_capacity(3);
     let mut samples = 0;
@@ -72,10 +76,18 @@ pub async fn settled_rss(pid: u32, interval: Duration, timeout: Duration) -> Res
         }
         window.push(bytes);
         if window.len() == 3 && is_stable(&window) {
-            return Ok(Settled { bytes, stable: true, samples });
+            return Ok(Settled {
+                bytes,
+                stable: true,
+                samples,
+            });
         }
         if tokio::time::Instant::now() + interval > deadline {
-            return Ok(Settled { bytes, stable: false, samples });
+            return Ok(Settled {
+                bytes,
+                stable: false,
+                samples,
+            });
         }
         tokio::time::sleep(interval).await;
     }
@@ -97,7 +109,9 @@ pub fn raise_nofile_limit() -> Result<u64, ProcError> {
 
 /// The current soft open-file limit.
 pub fn nofile_limit() -> Result<u64, ProcError> {
-    rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).map_err(ProcError::Limit)
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .map_err(ProcError::Limit)
 }
 
 #[cfg(test)]
@@ -123,10 +137,17 @@ mod tests {
     async fn reads_own_rss() {
         let rss = own_rss_bytes().await.unwrap();
         assert!(rss > 1024 * 1024, "{rss}");
-        assert!(matches!(rss_bytes(u32::MAX).await, Err(ProcError::Read { .. })));
-        let settled = settled_rss(std::process::id(), Duration::from_millis(1), Duration::from_secs(5))
-            .await
-            .unwrap();
+        assert!(matches!(
+            rss_bytes(u32::MAX).await,
+            Err(ProcError::Read { .. })
+        ));
+        let settled = settled_rss(
+            std::process::id(),
+            Duration::from_millis(1),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert!(settled.samples >= 1);
         assert!(raise_nofile_limit().unwrap() >= nofile_limit().unwrap().min(1));
     }

@@ -111,11 +111,20 @@ pub fn progress_line(
 ) -> String {
     let secs = dt.as_secs_f64().max(1e-9);
     let rate = |a: u64, b: u64| fmt_count((a.saturating_sub(b)) as f64 / secs);
-    let mut line = format!("[{:>6.1}s] {phase:<10} conn {}", elapsed.as_secs_f64(), now.connected);
+    let mut line = format!(
+        "[{:>6.1}s] {phase:<10} conn {}",
+        elapsed.as_secs_f64(),
+        now.connected
+    );
     if now.connect_failed > 0 {
         let _ = write!(line, " (failed {})", now.connect_failed);
     }
-    let _ = write!(line, " | sent {} ({}/s)", now.sent, rate(now.sent, before.sent));
+    let _ = write!(
+        line,
+        " | sent {} ({}/s)",
+        now.sent,
+        rate(now.sent, before.sent)
+    );
     let _ = write!(
         line,
         " | recv {} ({}/s)",
@@ -148,8 +157,13 @@ impl Ticker {
                 interval.tick().await;
                 let now = progress.snapshot();
                 let at = Instant::now();
-                let line =
-                    progress_line(progress.elapsed(), progress.phase(), &now, &before, at - before_at);
+                let line = progress_line(
+                    progress.elapsed(),
+                    progress.phase(),
+                    &now,
+                    &before,
+                    at - before_at,
+                );
                 eprintln!("{line}");
                 before = now;
                 before_at = at;
@@ -173,7 +187,11 @@ mod tests {
 
     #[test]
     fn line_shows_counts_and_rates() {
-        let before = Snapshot { sent: 1000, received: 500_000, ..Snapshot::default() };
+        let before = Snapshot {
+            sent: 1000,
+            received: 500_000,
+            ..Snapshot::default()
+        };
         let now = Snapshot {
             connected: 1000,
             sent: 2000,
@@ -181,7 +199,13 @@ mod tests {
             disconnected: 2,
             ..Snapshot::default()
         };
-        let line = progress_line(Duration::from_millis(3200), "publish", &now, &before, Duration::from_secs(1));
+        let line = progress_line(
+            Duration::from_millis(3200),
+            "publish",
+            &now,
+            &before,
+            Duration::from_secs(1),
+        );
         assert_eq!(
             line,
             "[   3.2s] publish    conn 1000 | sent 2000 (1.00k/s) | recv 1.50M (1.00M/s) | disc 2 | err 0"

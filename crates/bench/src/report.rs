@@ -74,7 +74,11 @@ pub fn render<S: Summary>(summary: &S, json: bool) -> Result<String, serde_json:
     } else {
         format!("FAIL ({})", failures.join("; "))
     };
-    Ok(format!("{}: {verdict}\n{}", summary.scenario(), lines.as_str()))
+    Ok(format!(
+        "{}: {verdict}\n{}",
+        summary.scenario(),
+        lines.as_str()
+    ))
 }
 
 /// `1234` → `1.23k`, `2500000` → `2.50M`; below 1000 a whole number.
@@ -142,7 +146,11 @@ pub fn fmt_tally(tally: &Tally) -> String {
     if tally.is_empty() {
         return "none".to_owned();
     }
-    tally.iter().map(|(label, n)| format!("{label} ×{n}")).collect::<Vec<_>>().join(", ")
+    tally
+        .iter()
+        .map(|(label, n)| format!("{label} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -151,12 +159,24 @@ mod tests {
 
     #[test]
     fn number_formats() {
-        let counts = [(0.0, "0"), (999.0, "999"), (1234.0, "1.23k"), (2_500_000.0, "2.50M"), (3.2e9, "3.20G")];
+        let counts = [
+            (0.0, "0"),
+            (999.0, "999"),
+            (1234.0, "1.23k"),
+            (2_500_000.0, "2.50M"),
+            (3.2e9, "3.20G"),
+        ];
         for (value, want) in counts {
             assert_eq!(fmt_count(value), want);
         }
         assert_eq!(fmt_rate(1_000_000.0), "1.00M/s");
-        let bytes = [(512.0, "512 B"), (6246.0, "6.1 KiB"), (1_310_720.0, "1.25 MiB"), (2_147_483_648.0, "2.00 GiB"), (-2048.0, "-2.0 KiB")];
+        let bytes = [
+            (512.0, "512 B"),
+            (6246.0, "6.1 KiB"),
+            (1_310_720.0, "1.25 MiB"),
+            (2_147_483_648.0, "2.00 GiB"),
+            (-2048.0, "-2.0 KiB"),
+        ];
         for (value, want) in bytes {
             assert_eq!(fmt_bytes(value), want);
         }
@@ -177,7 +197,10 @@ mod tests {
             p999_us: 2000,
             max_us: 3_000_000,
         };
-        assert_eq!(fmt_latency(&latency), "p50 400 µs  p90 900 µs  p99 1.50 ms  p99.9 2.00 ms  max 3.00 s");
+        assert_eq!(
+            fmt_latency(&latency),
+            "p50 400 µs  p90 900 µs  p99 1.50 ms  p99.9 2.00 ms  max 3.00 s"
+        );
         assert_eq!(fmt_latency(&LatencySummary::default()), "no samples");
         let mut tally = Tally::default();
         assert_eq!(fmt_tally(&tally), "none");
@@ -197,7 +220,11 @@ mod tests {
             "demo"
         }
         fn failures(&self) -> Vec<String> {
-            if self.delivered < 10 { vec![format!("{} lost", 10 - self.delivered)] } else { Vec::new() }
+            if self.delivered < 10 {
+                vec![format!("{} lost", 10 - self.delivered)]
+            } else {
+                Vec::new()
+            }
         }
         fn human(&self, out: &mut Lines) {
             out.kv("delivered", self.delivered);
@@ -211,11 +238,18 @@ mod tests {
             render(&pass, true).unwrap(),
             "{\"scenario\":\"demo\",\"ok\":true,\"failures\":[],\"delivered\":10}\n"
         );
-        assert_eq!(render(&pass, false).unwrap(), "demo: PASS\n  delivered        10\n");
+        assert_eq!(
+            render(&pass, false).unwrap(),
+            "demo: PASS\n  delivered        10\n"
+        );
         let fail = Demo { delivered: 7 };
         let json: serde_json::Value = serde_json::from_str(&render(&fail, true).unwrap()).unwrap();
         assert_eq!(json["ok"], false);
         assert_eq!(json["failures"][0], "3 lost");
-        assert!(render(&fail, false).unwrap().starts_with("demo: FAIL (3 lost)\n"));
+        assert!(
+            render(&fail, false)
+                .unwrap()
+                .starts_with("demo: FAIL (3 lost)\n")
+        );
     }
 }

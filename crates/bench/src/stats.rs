@@ -183,7 +183,11 @@ impl OrderChecker {
         let streams: Vec<SeqChecker> = (0..streams)
             .map(|s| SeqChecker::new(stream_split(messages, streams, s)))
             .collect();
-        Self { remaining: messages, streams, unknown_stream: 0 }
+        Self {
+            remaining: messages,
+            streams,
+            unknown_stream: 0,
+        }
     }
 
     /// Records the delivery of `seq` on `stream`.
@@ -208,7 +212,10 @@ impl OrderChecker {
     /// The counts of all streams added up; deliveries on an unknown stream
     /// count as out of range.
     pub fn summary(&self) -> SeqSummary {
-        let mut total = SeqSummary { out_of_range: self.unknown_stream, ..SeqSummary::default() };
+        let mut total = SeqSummary {
+            out_of_range: self.unknown_stream,
+            ..SeqSummary::default()
+        };
         for stream in &self.streams {
             total.add(&stream.summary());
         }
@@ -272,10 +279,8 @@ impl Latency {
     /// Adds every value of `other` to this histogram.
     pub fn merge(&mut self, other: &Latency) {
         for value in other.hist.iter_recorded() {
-            self.hist.saturating_record_n(
-                value.value_iterated_to(),
-                value.count_at_value(),
-            );
+            self.hist
+                .saturating_record_n(value.value_iterated_to(), value.count_at_value());
         }
     }
 
@@ -373,29 +378,47 @@ mod tests {
         checker.summary()
     }
 
-    fn summary(received: u64, lost: u64, dup: u64, reord: u64, oor: u64) -> (u64, u64, u64, u64, u64) {
+    /// received, lost, duplicates, reorders, out of range
+    type Counts = (u64, u64, u64, u64, u64);
+
+    fn summary(received: u64, lost: u64, dup: u64, reord: u64, oor: u64) -> Counts {
         (received, lost, dup, reord, oor)
     }
 
-    fn tuple(s: SeqSummary) -> (u64, u64, u64, u64, u64) {
+    fn tuple(s: SeqSummary) -> Counts {
         (s.received, s.lost, s.duplicates, s.reorders, s.out_of_range)
     }
 
     #[test]
     fn sequence_table() {
-        let cases: &[(&str, u64, &[u64], (u64, u64, u64, u64, u64))] = &[
+        let cases: &[(&str, u64, &[u64], Counts)] = &[
             ("in order", 4, &[0, 1, 2, 3], summary(4, 0, 0, 0, 0)),
             ("empty", 3, &[], summary(0, 3, 0, 0, 0)),
             ("tail lost", 4, &[0, 1], summary(2, 2, 0, 0, 0)),
             ("gap lost", 4, &[0, 1, 3], summary(3, 1, 0, 0, 0)),
             ("head lost", 3, &[1, 2], summary(2, 1, 0, 0, 0)),
-            ("duplicate in order", 3, &[0, 1, 1, 2], summary(3, 0, 1, 0, 0)),
-            ("duplicate after gap", 4, &[0, 2, 2, 1, 3], summary(4, 0, 1, 1, 0)),
+            (
+                "duplicate in order",
+                3,
+                &[0, 1, 1, 2],
+                summary(3, 0, 1, 0, 0),
+            ),
+            (
+                "duplicate after gap",
+                4,
+                &[0, 2, 2, 1, 3],
+                summary(4, 0, 1, 1, 0),
+            ),
             ("swap", 4, &[0, 2, 1, 3], summary(4, 0, 0, 1, 0)),
             ("reversed", 4, &[3, 2, 1, 0], summary(4, 0, 0, 3, 0)),
             ("late and lost", 5, &[0, 3, 1, 4], summary(4, 1, 0, 1, 0)),
             ("out of range", 2, &[0, 1, 2, 7], summary(2, 0, 0, 0, 2)),
-            ("old duplicate after gap", 4, &[0, 1, 3, 0], summary(3, 1, 1, 0, 0)),
+            (
+                "old duplicate after gap",
+                4,
+                &[0, 1, 3, 0],
+                summary(3, 1, 1, 0, 0),
+            ),
             ("wide", 200, &[0, 150, 1], summary(3, 197, 0, 1, 0)),
         ];
         for (name, expected, seqs, want) in cases {
@@ -432,7 +455,10 @@ mod tests {
         checker.observe(5, 0);
         checker.observe(0, 2);
         let s = checker.summary();
-        assert_eq!((s.expected, s.received, s.out_of_range, s.duplicates), (7, 7, 1, 1));
+        assert_eq!(
+            (s.expected, s.received, s.out_of_range, s.duplicates),
+            (7, 7, 1, 1)
+        );
     }
 
     #[test]

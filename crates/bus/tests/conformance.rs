@@ -12,8 +12,8 @@ fn check_two_nodes(a_bus: Arc<dyn Bus>, b_bus: Arc<dyn Bus>) {
     let a = Relay::new(a_bus, 8);
     let b = Relay::new(b_bus, 8);
     assert_ne!(a.node(), b.node());
-    let (atx, mut arx) = Outbox::new(OutboxLimits::default());
-    let (btx, mut brx) = Outbox::new(OutboxLimits::default());
+    let (atx, mut arx) = Outbox::bounded(OutboxLimits::default());
+    let (btx, mut brx) = Outbox::bounded(OutboxLimits::default());
     let ac = a.next_conn_id();
     let bc = b.next_conn_id();
     assert_ne!(ac, bc);
@@ -50,7 +50,7 @@ fn local_cluster_conforms() {
 #[test]
 fn a_single_node_forwards_nowhere_and_still_delivers_locally() {
     let relay = Relay::new(LocalBus::single(), 4);
-    let (tx, mut rx) = Outbox::new(OutboxLimits::default());
+    let (tx, mut rx) = Outbox::bounded(OutboxLimits::default());
     let _s = relay.subscribe("t", relay.next_conn_id(), tx);
     let (fan, bus) = relay.publish("t", Frame::text("x"), None);
     assert_eq!(fan.delivered, 1);

@@ -251,7 +251,7 @@ mod tests {
     use crate::{Disconnect, Outbox, OutboxLimits, OutboxReceiver};
 
     fn conn(ids: &ConnIds, limits: OutboxLimits) -> (ConnId, OutboxSender, OutboxReceiver) {
-        let (tx, rx) = Outbox::new(limits);
+        let (tx, rx) = Outbox::bounded(limits);
         (ids.next(), tx, rx)
     }
 
@@ -366,7 +366,7 @@ mod tests {
                 let ids = ids.clone();
                 std::thread::spawn(move || {
                     for _ in 0..2000 {
-                        let (tx, _rx) = Outbox::new(OutboxLimits::default());
+                        let (tx, _rx) = Outbox::bounded(OutboxLimits::default());
                         let s = hub.subscribe("/race", ids.next(), tx);
                         hub.publish("/race", &Frame::text("x"), None);
                         drop(s);

@@ -77,7 +77,7 @@ pub struct Outbox;
 
 impl Outbox {
     /// Creates an outbox with `limits`, returning its producer and consumer halves.
-    pub fn new(limits: OutboxLimits) -> (OutboxSender, OutboxReceiver) {
+    pub fn bounded(limits: OutboxLimits) -> (OutboxSender, OutboxReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -216,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn drains_everything_pending_in_one_call_in_order() {
-        let (tx, mut rx) = Outbox::new(limits(10, 1000));
+        let (tx, mut rx) = Outbox::bounded(limits(10, 1000));
         for i in 0..5 {
             tx.push(Frame::text(format!("m{i}"))).unwrap();
         }
@@ -228,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_by_count_closes_as_slow_consumer_after_queued_frames() {
-        let (tx, mut rx) = Outbox::new(limits(2, 1000));
+        let (tx, mut rx) = Outbox::bounded(limits(2, 1000));
         tx.push(Frame::text("a")).unwrap();
         tx.push(Frame::text("b")).unwrap();
         assert_eq!(tx.push(Frame::text("c")), Err(PushError::Overflow));
@@ -241,7 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_by_bytes_closes_as_slow_consumer() {
-        let (tx, _rx) = Outbox::new(limits(100, 10));
+        let (tx, _rx) = Outbox::bounded(limits(100, 10));
         tx.push(Frame::text("12345")).unwrap();
         assert_eq!(tx.push(Frame::text("123456")), Err(PushError::Overflow));
         assert!(tx.is_closed());
@@ -249,7 +249,7 @@ mod tests {
 
     #[tokio::test]
     async fn draining_frees_room() {
-        let (tx, mut rx) = Outbox::new(limits(1, 100));
+        let (tx, mut rx) = Outbox::bounded(limits(1, 100));
         let mut buf = Vec::new();
         for _ in 0..10 {
             tx.push(Frame::text("x")).unwrap();
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_close_wins() {
-        let (tx, mut rx) = Outbox::new(OutboxLimits::default());
+        let (tx, mut rx) = Outbox::bounded(OutboxLimits::default());
         tx.close(Disconnect::Shutdown);
         tx.close(Disconnect::TooBig);
         let mut buf = Vec::new();
@@ -269,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_receiver_is_woken_by_a_push_from_another_task() {
-        let (tx, mut rx) = Outbox::new(OutboxLimits::default());
+        let (tx, mut rx) = Outbox::bounded(OutboxLimits::default());
         let waiter = tokio::spawn(async move {
             let mut buf = Vec::new();
             rx.recv_many(&mut buf).await.map(|()| buf.len())

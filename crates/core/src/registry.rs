@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::{ConnId, Disconnect, OutboxSender};
 
+/// Claims by (namespace, key): the holder's connection and outbox.
+type Claims = HashMap<(&'static str, String), (ConnId, OutboxSender)>;
+
 #[derive(Debug, Default)]
 struct Inner {
     conns: Mutex<HashMap<ConnId, Entry>>,
-    claims: Mutex<HashMap<(&'static str, String), (ConnId, OutboxSender)>>,
+    claims: Mutex<Claims>,
     total: AtomicUsize,
 }
 
@@ -186,8 +189,8 @@ mod tests {
     fn first_claim_wins_until_released() {
         let reg = Registry::default();
         let ids = ConnIds::new(NodeId(1));
-        let (a_tx, _a) = Outbox::new(OutboxLimits::default());
-        let (b_tx, _b) = Outbox::new(OutboxLimits::default());
+        let (a_tx, _a) = Outbox::bounded(OutboxLimits::default());
+        let (b_tx, _b) = Outbox::bounded(OutboxLimits::default());
         let a = reg.claim("rtc", "alice", ids.next(), a_tx).unwrap();
         let b_id = ids.next();
         assert_eq!(
@@ -202,10 +205,10 @@ mod tests {
     fn a_closed_holder_does_not_block_a_new_claim() {
         let reg = Registry::default();
         let ids = ConnIds::new(NodeId(1));
-        let (a_tx, _a) = Outbox::new(OutboxLimits::default());
+        let (a_tx, _a) = Outbox::bounded(OutboxLimits::default());
         let _a = reg.claim("rtc", "bob", ids.next(), a_tx.clone()).unwrap();
         a_tx.close(Disconnect::PeerClosed);
-        let (b_tx, _b) = Outbox::new(OutboxLimits::default());
+        let (b_tx, _b) = Outbox::bounded(OutboxLimits::default());
         let b = reg.claim("rtc", "bob", ids.next(), b_tx);
         assert!(b.is_ok());
         assert!(reg.claimed("rtc", "bob").is_some());
@@ -215,8 +218,8 @@ mod tests {
     fn close_all_tells_every_connection_of_a_service() {
         let reg = Registry::default();
         let ids = ConnIds::new(NodeId(1));
-        let (a_tx, _a) = Outbox::new(OutboxLimits::default());
-        let (b_tx, _b) = Outbox::new(OutboxLimits::default());
+        let (a_tx, _a) = Outbox::bounded(OutboxLimits::default());
+        let (b_tx, _b) = Outbox::bounded(OutboxLimits::default());
         let _ra = reg.register(ids.next(), "pubsub", a_tx.clone());
         let _rb = reg.register(ids.next(), "rtc", b_tx.clone());
         assert_eq!(reg.close_all(Some("pubsub"), &Disconnect::Shutdown), 1);

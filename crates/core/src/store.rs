@@ -257,7 +257,9 @@ mod tests {
         let too_long_ns = "n".repeat(MAX_NAMESPACE_LEN + 1);
         let long_name = "x".repeat(MAX_NAME_LEN);
         let too_long_name = "x".repeat(MAX_NAME_LEN + 1);
-        let cases: &[(&str, &str, Option<(KeyPart, KeyProblem)>)] = &[
+        // (namespace, name, the rejection expected)
+        type Case<'a> = (&'a str, &'a str, Option<(KeyPart, KeyProblem)>);
+        let cases: &[Case<'_>] = &[
             ("rtc", "alice", None),
             ("rtc", "ünï cödé 名前", None),
             (&long_ns, &long_name, None),

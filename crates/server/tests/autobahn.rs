@@ -19,13 +19,17 @@ use std::time::Duration;
 
 use support::{ServerProcess, run_with_timeout};
 
-/// The server config that exposes the echo service at `/echo` on an ephemeral port.
+/// The server config that exposes the echo service at `/echo` on an ephemeral port. The ops
+/// listener is off: its default port is fixed, and a second server would fail to bind it.
 const ECHO_CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:0"]
 
 [echo]
 enabled = true
+
+[ops]
+enabled = false
 "#;
 
 /// Case globs for sections 1–10 (the case set has no section 8).

@@ -35,7 +35,7 @@ impl Echo {
         if !upgrade::is_upgrade_request(req.headers()) {
             return text_response(StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required\n");
         }
-        let (tx, rx) = Outbox::new(OutboxLimits {
+        let (tx, rx) = Outbox::bounded(OutboxLimits {
             max_messages: 1024,
             max_bytes: 64 << 20,
         });

@@ -269,6 +269,9 @@ mod tests {
         let path = dir.path().join("junk.db");
         std::fs::write(&path, vec![b'j'; 4096]).expect("write");
         let got = SqliteStore::open(&path).await;
-        assert!(got.is_err(), "{got:?}");
+        assert!(
+            matches!(got, Err(StoreError::Backend { op: "open", .. })),
+            "{got:?}"
+        );
     }
 }

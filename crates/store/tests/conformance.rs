@@ -20,14 +20,10 @@ use tokio::sync::Barrier;
 struct Db {
     url: String,
     backend: &'static str,
-    /// Keeps the temp directory or the test database alive until the test ends.
-    _keep: Keep,
-}
-
-#[allow(dead_code)] // held only for its Drop
-enum Keep {
-    Dir(tempfile::TempDir),
-    Pg(common::PgTestDb),
+    /// The temp directory (SQLite), removed when the test ends.
+    _dir: Option<tempfile::TempDir>,
+    /// The test database (PostgreSQL), dropped when the test ends.
+    _pg: Option<common::PgTestDb>,
 }
 
 impl Db {
@@ -38,7 +34,8 @@ impl Db {
         Db {
             url: format!("sqlite:{}", path.display()),
             backend: "sqlite",
-            _keep: Keep::Dir(dir),
+            _dir: Some(dir),
+            _pg: None,
         }
     }
 
@@ -47,7 +44,8 @@ impl Db {
         Some(Db {
             url: db.url().to_owned(),
             backend: "postgres",
-            _keep: Keep::Pg(db),
+            _dir: None,
+            _pg: Some(db),
         })
     }
 

@@ -98,7 +98,10 @@ impl Summary for FanoutSummary {
             failures.push(format!("{failed} subscribers failed to connect"));
         }
         if self.published < self.messages {
-            failures.push(format!("{} messages not published", self.messages - self.published));
+            failures.push(format!(
+                "{} messages not published",
+                self.messages - self.published
+            ));
         }
         order_failures(&mut failures, "", &self.order);
         if let Some(echo) = &self.echo {
@@ -123,7 +126,11 @@ impl Summary for FanoutSummary {
         if !self.connect_errors.is_empty() {
             out.kv("connect errors", fmt_tally(&self.connect_errors));
         }
-        let rate = if self.rate > 0.0 { fmt_rate(self.rate) } else { "flat out".to_owned() };
+        let rate = if self.rate > 0.0 {
+            fmt_rate(self.rate)
+        } else {
+            "flat out".to_owned()
+        };
         out.kv(
             "published",
             format!(
@@ -165,7 +172,10 @@ impl Summary for FanoutSummary {
         if let Some(echo) = &self.echo {
             out.kv(
                 "publisher echo",
-                format!("{}/{} received, {} reorders", echo.received, echo.expected, echo.reorders),
+                format!(
+                    "{}/{} received, {} reorders",
+                    echo.received, echo.expected, echo.reorders
+                ),
             );
         }
         out.kv("disconnects", fmt_tally(&self.disconnects));
@@ -272,7 +282,12 @@ where
 }
 
 /// Runs one receiving connection until done, disconnected or cancelled.
-async fn subscriber(mut ws: WsConn, mut rx: Receiver, cancel: CancellationToken, progress: Arc<Progress>) -> Outcome {
+async fn subscriber(
+    mut ws: WsConn,
+    mut rx: Receiver,
+    cancel: CancellationToken,
+    progress: Arc<Progress>,
+) -> Outcome {
     let end = tokio::select! {
         end = receive(&mut ws, &mut rx, &progress) => end,
         () = cancel.cancelled() => End::Stopped,
@@ -297,15 +312,20 @@ struct Published {
 
 /// Runs the `fanout` scenario.
 pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, ScenarioError> {
-    let size = usize::try_from(args.size).map_err(|_| ScenarioError::Args("--size too large".into()))?;
+    let size =
+        usize::try_from(args.size).map_err(|_| ScenarioError::Args("--size too large".into()))?;
     if size < payload::HEADER_LEN {
-        return Err(ScenarioError::Args(format!("--size must be at least {}", payload::HEADER_LEN)));
+        return Err(ScenarioError::Args(format!(
+            "--size must be at least {}",
+            payload::HEADER_LEN
+        )));
     }
     let publishers = match args.publish {
         PublishMode::Ws => 1,
         PublishMode::Post => args.post_connections,
     };
-    let streams = u16::try_from(publishers).map_err(|_| ScenarioError::Args("too many publishers".into()))?;
+    let streams =
+        u16::try_from(publishers).map_err(|_| ScenarioError::Args("too many publishers".into()))?;
     let progress = ctx.progress.clone();
     let cancel = CancellationToken::new();
 
@@ -333,7 +353,16 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
                 Ok(handshake)
             }
         },
-        |ok| Progress::add(if ok { &progress.connected } else { &progress.connect_failed }, 1),
+        |ok| {
+            Progress::add(
+                if ok {
+                    &progress.connected
+                } else {
+                    &progress.connect_failed
+                },
+                1,
+            )
+        },
     )
     .await;
     let handles = std::mem::take(&mut *handles.lock().unwrap_or_else(PoisonError::into_inner));
@@ -344,7 +373,11 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
         PublishMode::Ws => {
             let (ws, _) = ctx.dialer.websocket(&uri).await?;
             let (sink, stream) = ws.split();
-            let echo = tokio::spawn(echo_reader(stream, Receiver::new(args.messages, 1), cancel.clone()));
+            let echo = tokio::spawn(echo_reader(
+                stream,
+                Receiver::new(args.messages, 1),
+                cancel.clone(),
+            ));
             let (published, sink) = publish_ws(sink, args, size, &progress).await;
             (published, Some((sink, echo)))
         }
@@ -356,7 +389,9 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
     progress.set_phase("drain");
     let all_done = || {
         handles.iter().all(JoinHandle::is_finished)
-            && publisher.as_ref().is_none_or(|(_, echo)| echo.is_finished())
+            && publisher
+                .as_ref()
+                .is_none_or(|(_, echo)| echo.is_finished())
     };
     let drain_timed_out = wait_for_drain(all_done, &progress, secs(args.drain_timeout)).await;
     cancel.cancel();
@@ -465,7 +500,11 @@ async fn wait_for_drain(all_done: impl Fn() -> bool, progress: &Progress, idle: 
 type WsSink = futures_util::stream::SplitSink<WsConn, Message>;
 type WsStream = futures_util::stream::SplitStream<WsConn>;
 
-async fn echo_reader(mut stream: WsStream, mut rx: Receiver, cancel: CancellationToken) -> (Outcome, WsStream) {
+async fn echo_reader(
+    mut stream: WsStream,
+    mut rx: Receiver,
+    cancel: CancellationToken,
+) -> (Outcome, WsStream) {
     // The publisher's echoes are not deliveries: count them on a private
     // progress value.
     let private = Progress::default();
@@ -484,15 +523,27 @@ fn due(start: Instant, rate: f64, index: u64) -> Option<Instant> {
 
 fn stamped(size: usize, stream: u16, seq: u64) -> Result<BytesMut, payload::PayloadError> {
     let mut buf = BytesMut::zeroed(size);
-    let stamp = Stamp { stream, seq: u32::try_from(seq).unwrap_or(u32::MAX), sent_ns: now_ns() };
+    let stamp = Stamp {
+        stream,
+        seq: u32::try_from(seq).unwrap_or(u32::MAX),
+        sent_ns: now_ns(),
+    };
     payload::encode_into(&mut buf, stamp)?;
     Ok(buf)
 }
 
 /// Publishes over the WebSocket; returns the sink so the connection stays
 /// open until its echoes are in.
-async fn publish_ws(mut sink: WsSink, args: &FanoutArgs, size: usize, progress: &Progress) -> (Published, WsSink) {
-    let mut published = Published { first_ns: now_ns(), ..Published::default() };
+async fn publish_ws(
+    mut sink: WsSink,
+    args: &FanoutArgs,
+    size: usize,
+    progress: &Progress,
+) -> (Published, WsSink) {
+    let mut published = Published {
+        first_ns: now_ns(),
+        ..Published::default()
+    };
     let start = Instant::now();
     let mut unreported = 0;
     let result: Result<(), String> = async {
@@ -505,7 +556,9 @@ async fn publish_ws(mut sink: WsSink, args: &FanoutArgs, size: usize, progress: 
                 }
             }
             let payload = stamped(size, 0, seq).map_err(|e| e.to_string())?;
-            sink.feed(Message::text(payload.freeze())).await.map_err(|e| e.to_string())?;
+            sink.feed(Message::text(payload.freeze()))
+                .await
+                .map_err(|e| e.to_string())?;
             published.sent += 1;
             unreported += 1;
             if unreported == FLUSH_FRAMES {
@@ -524,7 +577,12 @@ async fn publish_ws(mut sink: WsSink, args: &FanoutArgs, size: usize, progress: 
     (published, sink)
 }
 
-async fn publish_post(ctx: &Ctx, args: &FanoutArgs, size: usize, streams: u16) -> Result<Published, ScenarioError> {
+async fn publish_post(
+    ctx: &Ctx,
+    args: &FanoutArgs,
+    size: usize,
+    streams: u16,
+) -> Result<Published, ScenarioError> {
     let timeout = ctx.common.connect_timeout();
     let mut conns = Vec::with_capacity(usize::from(streams));
     for _ in 0..streams {
@@ -571,7 +629,10 @@ async fn publish_post(ctx: &Ctx, args: &FanoutArgs, size: usize, streams: u16) -
             })
         })
         .collect();
-    let mut published = Published { first_ns, ..Published::default() };
+    let mut published = Published {
+        first_ns,
+        ..Published::default()
+    };
     for task in tasks {
         match task.await {
             Ok((sent, errors)) => {
@@ -594,7 +655,10 @@ mod tests {
         let start = Instant::now();
         assert_eq!(due(start, 0.0, 5), None);
         assert_eq!(due(start, 1000.0, 0), Some(start));
-        assert_eq!(due(start, 1000.0, 1500), Some(start + Duration::from_millis(1500)));
+        assert_eq!(
+            due(start, 1000.0, 1500),
+            Some(start + Duration::from_millis(1500))
+        );
     }
 
     #[test]
@@ -617,9 +681,19 @@ mod tests {
             expected_deliveries: 20,
             delivery_secs: 1.0,
             deliveries_per_sec: 19.0,
-            order: SeqSummary { expected: 20, received: 19, lost: 1, reorders: 2, ..SeqSummary::default() },
+            order: SeqSummary {
+                expected: 20,
+                received: 19,
+                lost: 1,
+                reorders: 2,
+                ..SeqSummary::default()
+            },
             incomplete_subscribers: 1,
-            echo: Some(SeqSummary { expected: 10, received: 10, ..SeqSummary::default() }),
+            echo: Some(SeqSummary {
+                expected: 10,
+                received: 10,
+                ..SeqSummary::default()
+            }),
             malformed: 0,
             disconnects: Tally::default(),
             drain_timed_out: true,
@@ -634,10 +708,17 @@ mod tests {
             ]
         );
         summary.subscribers_connected = 3;
-        summary.order = SeqSummary { expected: 30, received: 30, ..SeqSummary::default() };
+        summary.order = SeqSummary {
+            expected: 30,
+            received: 30,
+            ..SeqSummary::default()
+        };
         assert!(summary.failures().is_empty());
         let text = crate::report::render(&summary, false).unwrap();
         assert!(text.starts_with("fanout: PASS\n"), "{text}");
-        assert!(text.contains("publisher echo   10/10 received, 0 reorders"), "{text}");
+        assert!(
+            text.contains("publisher echo   10/10 received, 0 reorders"),
+            "{text}"
+        );
     }
 }

@@ -41,12 +41,20 @@ pub enum ScenarioError {
     #[error(transparent)]
     Payload(#[from] crate::payload::PayloadError),
     /// A child worker process failed.
-    #[error("worker {index}: {reason}")]
+    #[error("worker {index}: {source}")]
     Worker {
         /// Which worker.
         index: usize,
         /// What went wrong.
-        reason: String,
+        source: crate::worker::WorkerError,
+    },
+    /// A worker reported something the parent did not expect.
+    #[error("worker {index}: expected {expected}")]
+    WorkerProtocol {
+        /// Which worker.
+        index: usize,
+        /// The message that should have come.
+        expected: &'static str,
     },
     /// Local I/O (stdin/stdout of workers) failed.
     #[error("i/o: {0}")]
@@ -70,8 +78,17 @@ impl Ctx {
     /// Resolves `--url` and prepares the dialer.
     pub async fn new(common: CommonArgs) -> Result<Self, ScenarioError> {
         let target = Target::resolve(&common.url).await?;
-        let dialer = Arc::new(Dialer::new(&target, common.sources, common.connect_timeout()));
-        Ok(Self { common, target, dialer, progress: Arc::new(Progress::default()) })
+        let dialer = Arc::new(Dialer::new(
+            &target,
+            common.sources,
+            common.connect_timeout(),
+        ));
+        Ok(Self {
+            common,
+            target,
+            dialer,
+            progress: Arc::new(Progress::default()),
+        })
     }
 }
 
@@ -110,7 +127,9 @@ impl End {
 
     /// The end that a received non-data message or error means, if any.
     pub fn from_message(message: &Message) -> Option<End> {
-        message.as_close().map(|(code, _reason)| End::Closed(u16::from(code)))
+        message
+            .as_close()
+            .map(|(code, _reason)| End::Closed(u16::from(code)))
     }
 
     /// The end a read error means.
@@ -128,7 +147,11 @@ impl End {
 /// dropped anyway.
 pub async fn close_politely(ws: &mut WsConn, timeout: Duration) {
     let close = async {
-        if ws.send(Message::close(Some(CloseCode::NORMAL_CLOSURE), "")).await.is_err() {
+        if ws
+            .send(Message::close(Some(CloseCode::NORMAL_CLOSURE), ""))
+            .await
+            .is_err()
+        {
             return;
         }
         while let Some(Ok(_)) = ws.next().await {}

@@ -176,7 +176,7 @@ impl Pubsub {
             counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "handshake").increment(1);
             return e.response();
         }
-        let (tx, rx) = Outbox::new(self.cfg.outbox);
+        let (tx, rx) = Outbox::bounded(self.cfg.outbox);
         let conn = self.relay.next_conn_id();
         let topic = topic(&channel);
         // Invariant 4: subscribed before the 101 goes out.

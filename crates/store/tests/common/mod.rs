@@ -6,33 +6,43 @@
 //!
 //! (Kept here until a dev-only testkit crate holds the shared helpers.)
 
+use std::io::Write;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
-/// The PostgreSQL server the tests use unless `SWITCHBOARD_TEST_PG_URL` names another.
+/// The PostgreSQL server the tests use unless `SWITCHBOARD_TEST_PG_URL` (or
+/// `SWITCHBOARD_TEST_POSTGRES_URL`, the name docs/testing.md uses) names another.
 pub(crate) const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// How long to wait for the server before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether this run is CI (`CI=true`), where a missing dependency is a failure.
+/// Whether this run is CI (`CI=true` or `CI=1`), where a missing dependency is a failure.
 pub(crate) fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// Reports that a test's external dependency is missing: panics under
-/// `CI=true`, otherwise prints a loud `SKIPPED:` line to stderr. A caller that
-/// gets back from here returns from its test.
-pub(crate) fn dependency_missing(what: &str) {
+/// Reports that a test's external dependency is missing: panics under CI,
+/// otherwise prints a loud `SKIPPED:` banner to stderr. A caller that gets
+/// back from here returns from its test. `how` says how to provide it.
+pub(crate) fn dependency_missing(what: &str, how: &str) {
     assert!(
         !in_ci(),
-        "{what}, and CI=true: a missing dependency is a failure"
+        "{what} ({how}); CI=true: a missing dependency is a failure"
     );
-    eprintln!("\n******** SKIPPED: {what} ********\n");
+    let bar = "!".repeat(78);
+    // Straight to the process's stderr: the test harness captures `eprintln!`
+    // of a passing test, and this must be seen.
+    let banner = format!("\n{bar}\n!!!! SKIPPED: {what}\n!!!! {how}\n{bar}\n");
+    let _ = std::io::stderr().write_all(banner.as_bytes());
 }
+
+/// How to provide the test PostgreSQL server, for the banner.
+const PG_HOW: &str = "install PostgreSQL (Debian `postgresql`) with trust auth for user \
+postgres on 127.0.0.1:5432, or point SWITCHBOARD_TEST_PG_URL at a server";
 
 /// A database of its own on the test PostgreSQL server, named
 /// `switchboard_test_<random hex>`, dropped (best effort) when this value drops,
@@ -48,25 +58,29 @@ impl PgTestDb {
     /// Creates the database, or returns `None` after [`dependency_missing`]
     /// if the server is not reachable.
     pub(crate) async fn create() -> Option<PgTestDb> {
-        let server_url =
-            std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let server_url = std::env::var("SWITCHBOARD_TEST_PG_URL")
+            .or_else(|_| std::env::var("SWITCHBOARD_TEST_POSTGRES_URL"))
+            .unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
         let server = PgConnectOptions::from_str(&server_url)
             .expect("SWITCHBOARD_TEST_PG_URL is not a PostgreSQL URL")
             .database("postgres");
         let mut admin = match tokio::time::timeout(CONNECT_TIMEOUT, server.connect()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                dependency_missing(&format!(
-                    "PostgreSQL not reachable at {}: {e}",
-                    where_is(&server)
-                ));
+                dependency_missing(
+                    &format!("PostgreSQL not reachable at {}: {e}", where_is(&server)),
+                    PG_HOW,
+                );
                 return None;
             }
             Err(_) => {
-                dependency_missing(&format!(
-                    "PostgreSQL not reachable at {}: no answer within {CONNECT_TIMEOUT:?}",
-                    where_is(&server)
-                ));
+                dependency_missing(
+                    &format!(
+                        "PostgreSQL not reachable at {}: no answer within {CONNECT_TIMEOUT:?}",
+                        where_is(&server)
+                    ),
+                    PG_HOW,
+                );
                 return None;
             }
         };
@@ -111,11 +125,12 @@ impl Drop for PgTestDb {
                 .map_err(std::io::Error::other)
         })
         .join();
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("warning: dropping test database {} panicked", self.name),
-        }
+        let warning = match done {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => format!("warning: could not drop test database {}: {e}\n", self.name),
+            Err(_) => format!("warning: dropping test database {} panicked\n", self.name),
+        };
+        let _ = std::io::stderr().write_all(warning.as_bytes());
     }
 }
 
