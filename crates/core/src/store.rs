@@ -98,7 +98,7 @@ pub enum KeyProblem {
 #[non_exhaustive]
 pub enum StoreError {
     /// The store URL or options are not usable (unknown scheme, bad option,
-    /// a directory that cannot be created). Retrying will not help.
+    /// a directory that cannot be created, a TLS failure). Retrying will not help.
     #[error("store configuration: {message}")]
     Config {
         /// What is wrong, naming the offending part.

@@ -57,7 +57,7 @@ impl App {
         let pubsub = config
             .pubsub
             .enabled
-            .then(|| Pubsub::new(config.pubsub_config(), relay.clone(), registry.clone(), socket.clone()));
+            .then(|| Pubsub::new(config.pubsub.service_config(), relay.clone(), registry.clone(), socket.clone()));
         App {
             config: Arc::new(config),
             relay,

@@ -163,6 +163,11 @@ mod tests {
                 ..
             }
         ));
+        let tls = sqlx::Error::Tls("TLS upgrade required but SQLx was built without TLS".into());
+        assert!(matches!(
+            map_sqlx(Backend::Postgres, "connect", tls),
+            StoreError::Config { .. }
+        ));
         assert!(matches!(
             map_sqlx(Backend::Sqlite, "name_exists", sqlx::Error::RowNotFound),
             StoreError::Backend {

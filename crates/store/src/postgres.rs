@@ -6,7 +6,7 @@
 //! sqlx's advisory lock, so nodes starting together apply each one once.
 //!
 //! Connections are plain TCP or a unix socket: this build has no TLS for
-//! PostgreSQL, so `sslmode=require` fails at connect.
+//! PostgreSQL, so `sslmode=require` fails at connect with [`StoreError::Config`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -198,7 +198,7 @@ mod tests {
     async fn an_unreachable_server_is_unavailable() {
         // Port 1 on loopback: nothing listens there, the connect is refused at once.
         let options = StoreOptions {
-            acquire_timeout: Duration::from_secs(2),
+            acquire_timeout: Duration::from_millis(500),
             ..StoreOptions::default()
         };
         let got = PgStore::connect_with("postgres://postgres@127.0.0.1:1/postgres", &options).await;

@@ -263,6 +263,26 @@ mod tests {
         assert!(matches!(got, Err(StoreError::Config { .. })), "{got:?}");
     }
 
+    /// A database migrated by a newer build (a version this build does not
+    /// know) is refused rather than used.
+    #[tokio::test]
+    async fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("names.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        sqlx::query(
+            "INSERT INTO switchboard_migrations \
+             (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from the future', TRUE, X'00', 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .expect("insert");
+        store.close().await.expect("close");
+        let got = SqliteStore::open(&path).await;
+        assert!(matches!(got, Err(StoreError::Migration { .. })), "{got:?}");
+    }
+
     #[tokio::test]
     async fn a_file_that_is_not_a_database_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -6,12 +6,13 @@
 //! `switchboard.example.toml` at the repository root documents every option.
 
 use std::path::Path;
-use std::time::Duration;
+
+mod pubsub;
 
 use serde::Deserialize;
-use switchboard_core::OutboxLimits;
-use switchboard_edge::{ListenAddr, OriginPolicy};
-use switchboard_services::pubsub::PubsubConfig;
+use switchboard_edge::ListenAddr;
+
+pub use pubsub::PubsubSection;
 
 /// A configuration error, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -145,50 +146,6 @@ pub struct ConsoleSection {
     pub enabled: bool,
 }
 
-/// `[pubsub]`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PubsubSection {
-    /// Whether the service runs.
-    pub enabled: bool,
-    /// Mount prefix, e.g. `/pubsub` (empty = the root).
-    pub prefix: String,
-    /// Allowed WebSocket origins; `["*"]` allows all.
-    pub origins: Vec<String>,
-    /// Largest WebSocket message in bytes.
-    pub max_message: usize,
-    /// Largest POST body in bytes.
-    pub max_post: usize,
-    /// Outbox bound in messages per connection.
-    pub outbox_messages: usize,
-    /// Outbox bound in bytes per connection.
-    pub outbox_bytes: usize,
-    /// Server ping period in seconds.
-    pub ping_interval_secs: u64,
-    /// Seconds without a pong before disconnecting.
-    pub pong_timeout_secs: u64,
-    /// Seconds one socket flush may take.
-    pub write_timeout_secs: u64,
-}
-
-impl Default for PubsubSection {
-    fn default() -> Self {
-        let d = PubsubConfig::default();
-        PubsubSection {
-            enabled: true,
-            prefix: "/pubsub".into(),
-            origins: vec!["*".into()],
-            max_message: d.max_message,
-            max_post: d.max_post,
-            outbox_messages: d.outbox.max_messages,
-            outbox_bytes: d.outbox.max_bytes,
-            ping_interval_secs: d.ping_interval.as_secs(),
-            pong_timeout_secs: d.pong_timeout.as_secs(),
-            write_timeout_secs: d.write_timeout.as_secs(),
-        }
-    }
-}
-
 /// `[echo]`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -197,14 +154,14 @@ pub struct EchoSection {
     pub enabled: bool,
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
     }
 }
 
-fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError> {
     if !p.is_empty() && (!p.starts_with('/') || p.ends_with('/')) {
         return Err(invalid(key, "must be empty or start with '/' and not end with '/'"));
     }
@@ -256,49 +213,8 @@ impl Config {
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
-        let p = &self.pubsub;
-        check_prefix("pubsub.prefix", &p.prefix)?;
-        for (key, v) in [
-            ("pubsub.max_message", p.max_message),
-            ("pubsub.max_post", p.max_post),
-            ("pubsub.outbox_messages", p.outbox_messages),
-            ("pubsub.outbox_bytes", p.outbox_bytes),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "must be greater than 0"));
-            }
-        }
-        for (key, v) in [
-            ("pubsub.ping_interval_secs", p.ping_interval_secs),
-            ("pubsub.pong_timeout_secs", p.pong_timeout_secs),
-            ("pubsub.write_timeout_secs", p.write_timeout_secs),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "must be at least 1 second"));
-            }
-        }
-        if p.pong_timeout_secs < p.ping_interval_secs {
-            return Err(invalid("pubsub.pong_timeout_secs", "must not be shorter than pubsub.ping_interval_secs"));
-        }
+        self.pubsub.validate()?;
         Ok(())
-    }
-
-    /// The pubsub service settings.
-    pub fn pubsub_config(&self) -> PubsubConfig {
-        let p = &self.pubsub;
-        PubsubConfig {
-            prefix: p.prefix.clone(),
-            origins: OriginPolicy::new(p.origins.iter().cloned()),
-            max_message: p.max_message,
-            max_post: p.max_post,
-            outbox: OutboxLimits {
-                max_messages: p.outbox_messages,
-                max_bytes: p.outbox_bytes,
-            },
-            ping_interval: Duration::from_secs(p.ping_interval_secs),
-            pong_timeout: Duration::from_secs(p.pong_timeout_secs),
-            write_timeout: Duration::from_secs(p.write_timeout_secs),
-        }
     }
 }
 
