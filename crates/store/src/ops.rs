@@ -80,11 +80,13 @@ pub(crate) fn map_sqlx(backend: Backend, op: &'static str, e: sqlx::Error) -> St
     use sqlx::Error as E;
     match e {
         E::PoolClosed => StoreError::Closed,
-        E::PoolTimedOut | E::Io(_) | E::Tls(_) | E::WorkerCrashed => StoreError::Unavailable {
+        E::PoolTimedOut | E::Io(_) | E::WorkerCrashed => StoreError::Unavailable {
             op,
             message: e.to_string(),
         },
-        E::Configuration(_) => StoreError::Config {
+        // TLS fails on certificates, or on `sslmode=require` in a build
+        // without TLS: configuration either way.
+        E::Configuration(_) | E::Tls(_) => StoreError::Config {
             message: e.to_string(),
         },
         E::Migrate(m) => map_migrate(backend, *m),
