@@ -93,3 +93,20 @@ async fn unix_socket_addr_and_log_file() {
     assert!(logged.contains("SIGTERM"), "{logged}");
     assert!(!logged.contains("\"hi\""), "message bodies never logged");
 }
+
+#[tokio::test]
+async fn mport_serves_prometheus_metrics_on_loopback() {
+    let server = ServerProcess::start(["pinghub", "-addr=127.0.0.1:0", "-mport=0"]);
+    let _ = http::post(server.addr(), "/nobody", b"x").await;
+    let ops = server
+        .output(50)
+        .lines()
+        .find_map(|l| l.split_once("ops on http://").map(|(_, rest)| rest.split('/').next().unwrap_or("").to_owned()))
+        .expect("the banner names the ops listener");
+    let addr: std::net::SocketAddr = ops.parse().expect("an address");
+    assert!(addr.ip().is_loopback(), "metrics bind to loopback");
+    let m = http::get(addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("switchboard_pubsub_drops_total 1"), "{}", m.text());
+    assert_eq!(http::get(addr, "/healthz").await.text(), "ok\n");
+}

@@ -460,3 +460,16 @@ async fn bad_input_is_counted_in_metrics() {
     assert!(text.contains("reason=\"too_large\""), "{text}");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn paths_are_not_cleaned_or_redirected() {
+    let h = start(config(|c| c.pubsub.prefix = String::new())).await;
+    let mut double = ws::connect(h.addr, "//a").await;
+    let mut single = ws::connect(h.addr, "/a").await;
+    let r = http::post(h.addr, "//a", b"double").await;
+    assert_eq!(r.status, 200, "no 301");
+    assert_eq!(double.text().await, "double");
+    single.expect_silence(50).await;
+    assert_eq!(http::get(h.addr, "/b/../c").await.status, 200);
+    h.shutdown().await;
+}
