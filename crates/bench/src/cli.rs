@@ -116,6 +116,11 @@ pub struct FanoutArgs {
     /// Messages per second over all publishers (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// With --rate, publish in bursts of this many messages (sent back to
+    /// back, bursts spaced to keep the rate), so the server can batch its
+    /// writes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub burst: u64,
     /// How to publish.
     #[arg(long, value_enum, default_value_t = PublishMode::Ws)]
     pub publish: PublishMode,

@@ -20,7 +20,7 @@ pub enum HttpError {
     #[error(transparent)]
     Dial(#[from] NetError),
     /// Reading or writing failed.
-    #[error("post: {0}")]
+    #[error("post i/o")]
     Io(#[from] std::io::Error),
     /// The server closed the connection before a complete reply.
     #[error("post: connection closed")]

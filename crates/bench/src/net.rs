@@ -36,7 +36,7 @@ pub enum NetError {
         reason: String,
     },
     /// The host name did not resolve to an address.
-    #[error("cannot resolve {host}: {source}")]
+    #[error("cannot resolve {host}")]
     Resolve {
         /// The host that was looked up.
         host: String,
@@ -44,7 +44,7 @@ pub enum NetError {
         source: std::io::Error,
     },
     /// Creating or binding the socket failed.
-    #[error("bind {addr}: {source}")]
+    #[error("bind {addr}")]
     Bind {
         /// The source address.
         addr: IpAddr,

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     /// `/proc/PID/status` could not be read (no such process?).
-    #[error("read /proc/{pid}/status: {source}")]
+    #[error("read /proc/{pid}/status")]
     Read {
         /// The process id.
         pid: u32,

@@ -21,10 +21,10 @@ pub enum WorkerError {
     #[error("spawn: {0}")]
     Spawn(std::io::Error),
     /// Reading or writing a pipe failed.
-    #[error("pipe: {0}")]
+    #[error("pipe")]
     Io(#[from] std::io::Error),
     /// A line was not the expected JSON.
-    #[error("bad message {line:?}: {source}")]
+    #[error("bad message {line:?}")]
     Json {
         /// The line received.
         line: String,

@@ -42,7 +42,9 @@ async fn start_relay(faults: Faults) -> SocketAddr {
     tokio::spawn(async move {
         let mut next_id = 0;
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let id = next_id;
             next_id += 1;
             tokio::spawn(serve(stream, id, channels.clone(), faults));
@@ -65,7 +67,10 @@ async fn serve(mut stream: TcpStream, id: usize, channels: Channels, faults: Fau
     let path = text.split(' ').nth(1).unwrap().to_owned();
     let key = text
         .lines()
-        .find_map(|line| line.strip_prefix("sec-websocket-key: ").or_else(|| line.strip_prefix("Sec-WebSocket-Key: ")))
+        .find_map(|line| {
+            line.strip_prefix("sec-websocket-key: ")
+                .or_else(|| line.strip_prefix("Sec-WebSocket-Key: "))
+        })
         .unwrap()
         .trim()
         .to_owned();
@@ -75,7 +80,12 @@ async fn serve(mut stream: TcpStream, id: usize, channels: Channels, faults: Fau
     let accept = base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes());
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    channels.lock().unwrap().entry(path.clone()).or_default().push((id, tx));
+    channels
+        .lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_default()
+        .push((id, tx));
     let reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
@@ -87,10 +97,16 @@ async fn serve(mut stream: TcpStream, id: usize, channels: Channels, faults: Fau
         let mut held: Option<Bytes> = None;
         while let Some(body) = rx.recv().await {
             let seq = payload::decode(&body).map(|s| s.seq).ok();
-            if faults.drop.is_some_and(|(conn, n)| conn == id && seq == Some(n)) {
+            if faults
+                .drop
+                .is_some_and(|(conn, n)| conn == id && seq == Some(n))
+            {
                 continue;
             }
-            if faults.swap.is_some_and(|(conn, n)| conn == id && seq == Some(n)) {
+            if faults
+                .swap
+                .is_some_and(|(conn, n)| conn == id && seq == Some(n))
+            {
                 held = Some(body);
                 continue;
             }
@@ -127,7 +143,16 @@ async fn serve(mut stream: TcpStream, id: usize, channels: Channels, faults: Fau
 
 async fn context(addr: SocketAddr, args: &[&str]) -> (Ctx, Scenario) {
     let url = format!("ws://{addr}/pubsub/test");
-    let argv = ["switchboard-bench", "--json", "--sources", "2", "--url", &url].into_iter().chain(args.iter().copied());
+    let argv = [
+        "switchboard-bench",
+        "--json",
+        "--sources",
+        "2",
+        "--url",
+        &url,
+    ]
+    .into_iter()
+    .chain(args.iter().copied());
     let cli = Cli::try_parse_from(argv).unwrap();
     (Ctx::new(cli.common).await.unwrap(), cli.scenario)
 }
@@ -135,8 +160,11 @@ async fn context(addr: SocketAddr, args: &[&str]) -> (Ctx, Scenario) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_passes_on_a_clean_relay() {
     let addr = start_relay(Faults::default()).await;
-    let (ctx, scenario) = context(addr, &["fanout", "--subscribers", "5", "--messages", "300"]).await;
-    let Scenario::Fanout(args) = scenario else { unreachable!() };
+    let (ctx, scenario) =
+        context(addr, &["fanout", "--subscribers", "5", "--messages", "300"]).await;
+    let Scenario::Fanout(args) = scenario else {
+        unreachable!()
+    };
     let summary = fanout::run(&ctx, &args).await.unwrap();
     assert!(summary.failures().is_empty(), "{:?}", summary.failures());
     assert_eq!(summary.subscribers_connected, 5);
@@ -151,14 +179,29 @@ async fn fanout_passes_on_a_clean_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_catches_loss_and_reordering() {
     // Connections 0-3 are subscribers (the publisher connects last).
-    let faults = Faults { drop: Some((0, 7)), swap: Some((1, 20)) };
+    let faults = Faults {
+        drop: Some((0, 7)),
+        swap: Some((1, 20)),
+    };
     let addr = start_relay(faults).await;
     let (ctx, scenario) = context(
         addr,
-        &["fanout", "--subscribers", "4", "--messages", "100", "--rate", "20000", "--drain-timeout", "0.5"],
+        &[
+            "fanout",
+            "--subscribers",
+            "4",
+            "--messages",
+            "100",
+            "--rate",
+            "20000",
+            "--drain-timeout",
+            "0.5",
+        ],
     )
     .await;
-    let Scenario::Fanout(args) = scenario else { unreachable!() };
+    let Scenario::Fanout(args) = scenario else {
+        unreachable!()
+    };
     let summary = fanout::run(&ctx, &args).await.unwrap();
     assert_eq!(summary.order.lost, 1);
     assert_eq!(summary.order.reorders, 1);
@@ -166,7 +209,10 @@ async fn fanout_catches_loss_and_reordering() {
     assert!(summary.drain_timed_out);
     assert_eq!(
         summary.failures(),
-        vec!["1 deliveries lost".to_owned(), "1 deliveries reordered".to_owned()]
+        vec![
+            "1 deliveries lost".to_owned(),
+            "1 deliveries reordered".to_owned()
+        ]
     );
 }
 
@@ -177,10 +223,15 @@ async fn idle_verifies_every_connection() {
         let mut args = vec!["idle", "--connections", "20", "--settle-timeout", "1"];
         args.extend_from_slice(extra);
         let (ctx, scenario) = context(addr, &args).await;
-        let Scenario::Idle(args) = scenario else { unreachable!() };
+        let Scenario::Idle(args) = scenario else {
+            unreachable!()
+        };
         let summary = idle::run(&ctx, &args).await.unwrap();
         assert!(summary.failures().is_empty(), "{:?}", summary.failures());
-        assert_eq!((summary.connected, summary.verified, summary.alive_at_end), (20, 20, 20));
+        assert_eq!(
+            (summary.connected, summary.verified, summary.alive_at_end),
+            (20, 20, 20)
+        );
         assert!(summary.bench_rss > 0);
     }
 }
@@ -188,10 +239,27 @@ async fn idle_verifies_every_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_completes_every_cycle() {
     let addr = start_relay(Faults::default()).await;
-    let (ctx, scenario) = context(addr, &["churn", "--rate", "100", "--duration", "0.5", "--hold-ms", "5"]).await;
-    let Scenario::Churn(args) = scenario else { unreachable!() };
+    let (ctx, scenario) = context(
+        addr,
+        &[
+            "churn",
+            "--rate",
+            "100",
+            "--duration",
+            "0.5",
+            "--hold-ms",
+            "5",
+        ],
+    )
+    .await;
+    let Scenario::Churn(args) = scenario else {
+        unreachable!()
+    };
     let summary = churn::run(&ctx, &args).await.unwrap();
     assert!(summary.failures().is_empty(), "{:?}", summary.failures());
-    assert_eq!((summary.scheduled, summary.connected, summary.completed), (50, 50, 50));
+    assert_eq!(
+        (summary.scheduled, summary.connected, summary.completed),
+        (50, 50, 50)
+    );
     assert_eq!(summary.echo_latency.count, 50);
 }

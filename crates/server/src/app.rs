@@ -14,9 +14,12 @@ use switchboard_core::{Disconnect, Registry, Relay};
 use switchboard_edge::socket::{Keepalive, SocketConfig};
 use switchboard_edge::{Bound, ListenAddr};
 use switchboard_services::echo::Echo;
+use switchboard_services::pairing::{Pairing, dockerflow};
 use switchboard_services::pubsub::Pubsub;
+use switchboard_services::rtc::Rtc;
+use switchboard_store::{Store, StoreError};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::{console, ops};
 
 /// The running services of one process.
@@ -30,15 +33,33 @@ pub struct App {
     pub registry: Registry,
     /// The pubsub service, if enabled.
     pub pubsub: Option<Arc<Pubsub>>,
+    /// The pairing service, if enabled.
+    pub pairing: Option<Arc<Pairing>>,
+    /// The rtc service, if enabled.
+    pub rtc: Option<Arc<Rtc>>,
+    /// The store, opened when an enabled service keeps state (rtc).
+    pub store: Option<Arc<dyn Store>>,
     /// Cancelled to shut down.
     pub shutdown: CancellationToken,
     /// Tracks every connection task.
     pub tracker: TaskTracker,
 }
 
+/// Why the services could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// A setting is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
 impl App {
-    /// Builds every enabled service from `config`.
-    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+    /// Builds every enabled service from `config`, opening the store when an
+    /// enabled service needs one.
+    pub async fn new(config: Config, shutdown: CancellationToken) -> Result<Self, AppError> {
         let relay = Relay::new(LocalBus::single(), config.server.hub_shards);
         let registry = Registry::default();
         let tracker = TaskTracker::new();
@@ -58,14 +79,37 @@ impl App {
             .pubsub
             .enabled
             .then(|| Pubsub::new(config.pubsub.service_config(), relay.clone(), registry.clone(), socket.clone()));
-        App {
+        let pairing = config.pairing.enabled.then(|| {
+            Pairing::new(config.pairing.service_config(&config.server), relay.clone(), registry.clone(), socket.clone())
+        });
+        let store = if config.rtc.enabled {
+            let url = config.store.resolved_url();
+            let store = switchboard_store::open_with(&url, &config.store.options()).await?;
+            tracing::info!(backend = store.backend(), "store opened");
+            Some(store)
+        } else {
+            None
+        };
+        let rtc = match &store {
+            Some(store) if config.rtc.enabled => {
+                let proxies = switchboard_edge::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)
+                    .map_err(|e| crate::config::invalid("server.trusted_proxies", e.to_string()))?;
+                let rtc_cfg = config.rtc.service_config(proxies)?;
+                Some(Rtc::new(rtc_cfg, relay.clone(), registry.clone(), store.clone(), socket.clone()))
+            }
+            _ => None,
+        };
+        Ok(App {
             config: Arc::new(config),
             relay,
             registry,
             pubsub,
+            pairing,
+            rtc,
+            store,
             shutdown,
             tracker,
-        }
+        })
     }
 
     /// The router with every enabled service mounted.
@@ -78,6 +122,23 @@ impl App {
         }
         if cfg.console.enabled {
             router = router.merge(console::router(self.clone()));
+        }
+        if let Some(pairing) = &self.pairing {
+            router = router.merge(pairing.router());
+            if cfg.pairing.dockerflow {
+                router = router.merge(dockerflow::router(dockerflow::VersionInfo::default()));
+            }
+        }
+        if let Some(rtc) = &self.rtc {
+            let prefix = &cfg.rtc.prefix;
+            if prefix.is_empty() {
+                router = router.fallback(any(Rtc::handle).with_state(rtc.clone()));
+            } else {
+                router = router
+                    .route(prefix, any(Rtc::handle).with_state(rtc.clone()))
+                    .route(&format!("{prefix}/"), any(Rtc::handle).with_state(rtc.clone()))
+                    .route(&format!("{prefix}/{{*path}}"), any(Rtc::handle).with_state(rtc.clone()));
+            }
         }
         if let Some(pubsub) = &self.pubsub {
             let prefix = &cfg.pubsub.prefix;
@@ -116,6 +177,17 @@ impl App {
         if self.pubsub.is_some() {
             let ws = base.replacen("http", "ws", 1);
             out.push(("pubsub".into(), format!("{ws}{}/<channel>", self.config.pubsub.prefix)));
+        }
+        if self.pairing.is_some() {
+            let ws = base.replacen("http", "ws", 1);
+            out.push(("pairing".into(), format!("{ws}{}/v1/ws/", self.config.pairing.prefix)));
+        }
+        if self.rtc.is_some() {
+            let p = &self.config.rtc.prefix;
+            out.push(("rtc".into(), format!("{base}{p}/v1/register, {}{p}/v1/connect", base.replacen("http", "ws", 1))));
+            if self.config.rtc.call_page {
+                out.push(("call".into(), format!("{base}{p}/call")));
+            }
         }
         if self.config.echo.enabled {
             out.push(("echo".into(), format!("{}/echo", base.replacen("http", "ws", 1))));
@@ -170,5 +242,10 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     let grace = Duration::from_secs(app.config.server.shutdown_timeout_secs);
     if tokio::time::timeout(grace, app.tracker.wait()).await.is_err() {
         tracing::warn!(remaining = app.registry.len(), "shutdown timeout: dropping remaining connections");
+    }
+    if let Some(store) = &app.store {
+        if let Err(e) = store.close().await {
+            tracing::warn!(error = %e, "closing the store");
+        }
     }
 }

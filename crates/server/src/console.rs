@@ -65,6 +65,15 @@ fn page(app: &App) -> Html<String> {
              <td><a href=\"{p}/demo\">test page</a></td></tr>"
         ));
     }
+    if let Some(pairing) = &app.pairing {
+        let p = &app.config.pairing.prefix;
+        let channels = pairing.channel_count();
+        services.push_str(&format!(
+            "<tr><td>pairing</td><td>channelserver-compatible device pairing (Firefox Accounts); \
+             {channels} open channel(s)</td>\
+             <td><code>ws://HOST{p}/v1/ws/</code>, <code>ws://HOST{p}/v1/ws/&lt;channel id&gt;</code></td><td></td></tr>"
+        ));
+    }
     if app.config.echo.enabled {
         services.push_str("<tr><td>echo</td><td>test-only WebSocket echo</td><td><code>ws://HOST/echo</code></td><td></td></tr>");
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use switchboard::persona::{goflag::FlagError, pinghub};
+use switchboard::persona::{channelserver, goflag::FlagError, pinghub, signal_server};
 use switchboard::{App, Config};
 
 /// Switchboard: one realtime WebSocket relay for several protocols.
@@ -29,6 +29,34 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run as a drop-in for webrtc-signal-server: its paths at the root, on 0.0.0.0:8000.
+    SignalServer(SignalServerCli),
+    /// Run as a drop-in for Mozilla's channelserver (PAIR_* environment, config/$RUN_MODE, MozLog on stdout).
+    #[command(disable_help_flag = true)]
+    Channelserver {
+        /// `--key=value` settings (also read as PAIR_<KEY> from the environment).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SignalServerCli {
+    /// Listen address (host:port or /unix/socket/path); repeatable. Default 0.0.0.0:8000, as the original.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Where registered names are kept: sqlite:PATH, a path, or postgres://… (default ./switchboard.sqlite3).
+    #[arg(long, env = "SWITCHBOARD_STORE_URL")]
+    store: Option<String>,
+    /// Sign identity cookies with this secret (HMAC-SHA256, at least 16 bytes). Default: unsigned, as the original.
+    #[arg(long, env = "SWITCHBOARD_RTC_COOKIE_SECRET", hide_env_values = true)]
+    cookie_secret: Option<String>,
+    /// Token that authorizes /v1/kick-active-users from other hosts (at least 16 bytes).
+    #[arg(long, env = "SWITCHBOARD_RTC_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Ops listener for /metrics and /healthz, or `off` (default 127.0.0.1:8198).
+    #[arg(long)]
+    ops_listen: Option<String>,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -44,8 +72,26 @@ struct ServeArgs {
     ops_listen: Option<String>,
 }
 
-fn load(cli: Cli) -> Result<Config, ExitCode> {
+/// The configuration for `cli`; `warnings` receives what to log once logging is up.
+fn load(cli: Cli, warnings: &mut Vec<String>) -> Result<Config, ExitCode> {
     match cli.command {
+        Some(Command::Channelserver { args }) => {
+            let dir = std::env::current_dir().unwrap_or_default();
+            match channelserver::config(&args, std::env::vars(), &dir) {
+                Ok(launch) => {
+                    warnings.extend(launch.warnings);
+                    Ok(launch.config)
+                }
+                Err(channelserver::PersonaError::Help) => {
+                    eprint!("{}", channelserver::USAGE);
+                    Err(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("switchboard channelserver: {e}");
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
         Some(Command::Pinghub { args }) => match pinghub::config(&args) {
             Ok(c) => Ok(c),
             Err(pinghub::PersonaError::Flag(FlagError::Help)) => {
@@ -58,6 +104,19 @@ fn load(cli: Cli) -> Result<Config, ExitCode> {
                 Err(ExitCode::from(2))
             }
         },
+        Some(Command::SignalServer(a)) => {
+            let args = signal_server::SignalServerArgs {
+                listen: a.listen,
+                store: a.store,
+                cookie_secret: a.cookie_secret,
+                admin_token: a.admin_token,
+                ops_listen: a.ops_listen,
+            };
+            signal_server::config(&args).map_err(|e| {
+                eprintln!("switchboard: {e}");
+                ExitCode::from(2)
+            })
+        }
         Some(Command::Serve(a)) => serve_config(a),
         None => serve_config(ServeArgs::default()),
     }
@@ -82,13 +141,23 @@ fn serve_config(a: ServeArgs) -> Result<Config, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cfg = match load(Cli::parse()) {
+    let cli = Cli::parse();
+    // The channelserver persona speaks as "channelserver" in its MozLog lines and logs its banner.
+    let persona = match cli.command {
+        Some(Command::Channelserver { .. }) => Some("channelserver"),
+        _ => None,
+    };
+    let mut warnings = Vec::new();
+    let cfg = match load(cli, &mut warnings) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = switchboard::logging::init(&cfg.log) {
+    if let Err(e) = switchboard::logging::init_as(&cfg.log, persona.unwrap_or("switchboard")) {
         eprintln!("switchboard: {e}");
         return ExitCode::from(2);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -107,7 +176,13 @@ fn main() -> ExitCode {
             }
         };
         let shutdown = CancellationToken::new();
-        let app = App::new(cfg, shutdown.clone());
+        let app = match App::new(cfg, shutdown.clone()).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("switchboard: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut banner = String::new();
         for l in &listeners {
             banner.push_str(&format!("switchboard: listening on {}\n", l.url()));
@@ -118,10 +193,17 @@ fn main() -> ExitCode {
         if let Some(o) = &ops {
             banner.push_str(&format!("switchboard: ops on {}/metrics and /healthz\n", o.url()));
         }
-        // The banner is the program's output, read by people and by tests to find the port.
-        #[allow(clippy::print_stdout)]
-        {
-            print!("{banner}");
+        if persona.is_some() {
+            // A persona's stdout carries its log format only: the banner becomes log lines.
+            for line in banner.lines() {
+                tracing::info!("Starting server: {} ", line.trim().trim_start_matches("switchboard: "));
+            }
+        } else {
+            // The banner is the program's output, read by people and by tests to find the port.
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{banner}");
+            }
         }
         tokio::spawn(signals(shutdown));
         switchboard::run(app, listeners, ops).await;

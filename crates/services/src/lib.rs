@@ -5,3 +5,4 @@
 pub mod echo;
 pub mod pairing;
 pub mod pubsub;
+pub mod rtc;

@@ -50,6 +50,8 @@ pub struct FanoutSummary {
     pub size: u64,
     /// Target publish rate (0: flat out).
     pub rate: f64,
+    /// Messages per burst when paced.
+    pub burst: u64,
     /// `ws` or `post`.
     pub publish: &'static str,
     /// Publisher connections (1 for `ws`).
@@ -126,10 +128,10 @@ impl Summary for FanoutSummary {
         if !self.connect_errors.is_empty() {
             out.kv("connect errors", fmt_tally(&self.connect_errors));
         }
-        let rate = if self.rate > 0.0 {
-            fmt_rate(self.rate)
-        } else {
-            "flat out".to_owned()
+        let rate = match (self.rate > 0.0, self.burst) {
+            (false, _) => "flat out".to_owned(),
+            (true, 1) => fmt_rate(self.rate),
+            (true, burst) => format!("{} in bursts of {burst}", fmt_rate(self.rate)),
         };
         out.kv(
             "published",
@@ -450,6 +452,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
         messages: args.messages,
         size: args.size,
         rate: args.rate,
+        burst: args.burst,
         publish: match args.publish {
             PublishMode::Ws => "ws",
             PublishMode::Post => "post",
@@ -516,9 +519,10 @@ async fn echo_reader(
 }
 
 /// The instant message `index` is due at `rate` messages per second from
-/// `start` (`None`: flat out).
-fn due(start: Instant, rate: f64, index: u64) -> Option<Instant> {
-    (rate > 0.0).then(|| start + Duration::from_secs_f64(index as f64 / rate))
+/// `start`, sent in bursts of `burst` (`None`: flat out).
+fn due(start: Instant, rate: f64, burst: u64, index: u64) -> Option<Instant> {
+    let first_of_burst = index - index % burst.max(1);
+    (rate > 0.0).then(|| start + Duration::from_secs_f64(first_of_burst as f64 / rate))
 }
 
 fn stamped(size: usize, stream: u16, seq: u64) -> Result<BytesMut, payload::PayloadError> {
@@ -548,7 +552,7 @@ async fn publish_ws(
     let mut unreported = 0;
     let result: Result<(), String> = async {
         for seq in 0..args.messages {
-            if let Some(due) = due(start, args.rate, seq) {
+            if let Some(due) = due(start, args.rate, args.burst, seq) {
                 if due > Instant::now() {
                     sink.flush().await.map_err(|e| e.to_string())?;
                     Progress::add(&progress.sent, std::mem::take(&mut unreported));
@@ -595,7 +599,7 @@ async fn publish_post(
         .zip(0u16..)
         .map(|(mut conn, stream)| {
             let progress = ctx.progress.clone();
-            let (messages, rate) = (args.messages, args.rate);
+            let (messages, rate, burst) = (args.messages, args.rate, args.burst);
             let path = ctx.target.path().to_owned();
             tokio::spawn(async move {
                 let mut sent = 0u64;
@@ -603,7 +607,7 @@ async fn publish_post(
                 let count = crate::stats::stream_split(messages, streams, stream);
                 for seq in 0..count {
                     let index = seq * u64::from(streams) + u64::from(stream);
-                    if let Some(due) = due(start, rate, index) {
+                    if let Some(due) = due(start, rate, burst, index) {
                         tokio::time::sleep_until(due.into()).await;
                     }
                     let body = match stamped(size, stream, seq) {
@@ -653,10 +657,23 @@ mod tests {
     #[test]
     fn pacing_schedule() {
         let start = Instant::now();
-        assert_eq!(due(start, 0.0, 5), None);
-        assert_eq!(due(start, 1000.0, 0), Some(start));
+        assert_eq!(due(start, 0.0, 1, 5), None);
+        assert_eq!(due(start, 1000.0, 1, 0), Some(start));
+        // Bursts of 10 at 1000/s: messages 10..=19 all go at 10 ms.
         assert_eq!(
-            due(start, 1000.0, 1500),
+            due(start, 1000.0, 10, 10),
+            Some(start + Duration::from_millis(10))
+        );
+        assert_eq!(
+            due(start, 1000.0, 10, 19),
+            Some(start + Duration::from_millis(10))
+        );
+        assert_eq!(
+            due(start, 1000.0, 10, 20),
+            Some(start + Duration::from_millis(20))
+        );
+        assert_eq!(
+            due(start, 1000.0, 1, 1500),
             Some(start + Duration::from_millis(1500))
         );
     }
@@ -671,6 +688,7 @@ mod tests {
             messages: 10,
             size: 64,
             rate: 0.0,
+            burst: 1,
             publish: "ws",
             publishers: 1,
             published: 10,

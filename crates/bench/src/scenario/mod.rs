@@ -41,7 +41,7 @@ pub enum ScenarioError {
     #[error(transparent)]
     Payload(#[from] crate::payload::PayloadError),
     /// A child worker process failed.
-    #[error("worker {index}: {source}")]
+    #[error("worker {index}")]
     Worker {
         /// Which worker.
         index: usize,
@@ -57,7 +57,7 @@ pub enum ScenarioError {
         expected: &'static str,
     },
     /// Local I/O (stdin/stdout of workers) failed.
-    #[error("i/o: {0}")]
+    #[error("i/o")]
     Io(#[from] std::io::Error),
 }
 

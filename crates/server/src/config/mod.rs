@@ -7,12 +7,18 @@
 
 use std::path::Path;
 
+mod pairing;
 mod pubsub;
+mod rtc;
+mod store;
 
 use serde::Deserialize;
 use switchboard_edge::ListenAddr;
 
+pub use pairing::PairingSection;
 pub use pubsub::PubsubSection;
+pub use rtc::RtcSection;
+pub use store::StoreSection;
 
 /// A configuration error, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +34,6 @@ pub enum ConfigError {
     /// The TOML did not parse or did not match the schema (unknown key, wrong type).
     #[error("invalid configuration: {0}")]
     Parse(String),
-    /// An environment override names no known key.
-    #[error("unknown environment override {0}: no such configuration key")]
-    UnknownEnv(String),
     /// A value is syntactically fine but not allowed.
     #[error("invalid value for `{key}`: {message}")]
     Invalid {
@@ -55,6 +58,12 @@ pub struct Config {
     pub console: ConsoleSection,
     /// The pubsub service (Pinghub).
     pub pubsub: PubsubSection,
+    /// The pairing service (channelserver).
+    pub pairing: PairingSection,
+    /// The rtc service (webrtc-signal-server).
+    pub rtc: RtcSection,
+    /// Where state that outlives the process is kept (shared by services).
+    pub store: StoreSection,
     /// The test-only echo service.
     pub echo: EchoSection,
 }
@@ -67,6 +76,9 @@ impl Default for Config {
             log: LogSection::default(),
             console: ConsoleSection { enabled: true },
             pubsub: PubsubSection::default(),
+            pairing: PairingSection::default(),
+            rtc: RtcSection::default(),
+            store: StoreSection::default(),
             echo: EchoSection::default(),
         }
     }
@@ -181,9 +193,19 @@ impl Config {
         let mut value: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         // Parse once without overrides so file errors name the file's key.
         let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        apply_env(&mut value, env)?;
+        let applied = apply_env(&mut value, env)?;
         let merged = toml::to_string(&value).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        let cfg: Config = toml::from_str(&merged).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut cfg: Config = toml::from_str(&merged).map_err(|e| {
+            let msg = e.to_string();
+            // Name the environment variable when the bad key came from one.
+            match applied.iter().find(|(_, key)| msg.contains(&format!("`{key}`")) || msg.contains(&format!("{key} ="))) {
+                Some((var, _)) => ConfigError::Parse(format!("{msg} (set by environment variable {var})")),
+                None => ConfigError::Parse(msg),
+            }
+        })?;
+        if let Some(p) = path {
+            cfg.store.set_config_path(p);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -204,8 +226,8 @@ impl Config {
         if self.ops.enabled {
             ListenAddr::parse(&self.ops.listen).map_err(|e| invalid("ops.listen", e.to_string()))?;
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        if !matches!(self.log.format.as_str(), "text" | "json" | "mozlog") {
+            return Err(invalid("log.format", "must be \"text\", \"json\" or \"mozlog\""));
         }
         if let Some(f) = &self.log.file {
             if !f.starts_with('/') {
@@ -214,6 +236,12 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
         self.pubsub.validate()?;
+        self.rtc.validate()?;
+        self.store.validate()?;
+        if self.rtc.enabled && self.pubsub.enabled && self.rtc.prefix == self.pubsub.prefix {
+            return Err(invalid("rtc.prefix", "must differ from pubsub.prefix"));
+        }
+        self.pairing.validate()?;
         Ok(())
     }
 }
@@ -221,23 +249,30 @@ impl Config {
 /// Applies `SWITCHBOARD_<SECTION>_<KEY>` overrides. The value is read as a TOML
 /// scalar when it parses as one (number, boolean), else as a string; keys whose
 /// default is a list take a comma-separated value.
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+/// Returns every applied override as (variable, key).
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
     let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SWITCHBOARD_") else {
             continue;
         };
         let lower = rest.to_ascii_lowercase();
-        let found = defaults.iter().find_map(|(section, keys)| {
+        // Only variables naming a known section are overrides; others (SWITCHBOARD_CONFIG,
+        // test helpers' variables) are not ours to judge.
+        let Some((section, key)) = defaults.keys().find_map(|section| {
             let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
-            let known = keys.as_table()?.get(key);
-            // Option keys (log.file) have no default value but are still valid.
-            let is_option = section == "log" && key == "file";
-            (known.is_some() || is_option).then(|| (section.clone(), key.to_owned(), known.cloned()))
-        });
-        let Some((section, key, default)) = found else {
-            return Err(ConfigError::UnknownEnv(name));
+            Some((section.clone(), key.to_owned()))
+        }) else {
+            continue;
         };
+        // Keys without a default (optional ones) are not in `defaults`; the final parse
+        // with `deny_unknown_fields` rejects a key that does not exist at all.
+        let default = defaults.get(&section).and_then(|t| t.get(&key)).cloned();
+        applied.push((name.clone(), key.clone()));
         let value = match default {
             Some(toml::Value::Array(_)) => toml::Value::Array(
                 raw.split(',')
@@ -246,12 +281,9 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
                     .map(|s| toml::Value::String(s.to_owned()))
                     .collect(),
             ),
-            Some(toml::Value::String(_)) | None => toml::Value::String(raw),
-            Some(_) => raw
-                .parse::<toml::Value>()
-                .ok()
-                .or_else(|| format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")))
-                .unwrap_or(toml::Value::String(raw)),
+            Some(toml::Value::String(_)) => toml::Value::String(raw),
+            None => infer_scalar(raw),
+            Some(_) => infer_scalar(raw),
         };
         let sec = table
             .entry(section)
@@ -260,7 +292,17 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
             t.insert(key, value);
         }
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// A TOML scalar (number, boolean) if `raw` is one, else the string itself.
+fn infer_scalar(raw: String) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table() && !v.is_array())
+        .unwrap_or(toml::Value::String(raw))
 }
 
 #[cfg(test)]
@@ -345,6 +387,12 @@ mod tests {
         assert_eq!(c.pubsub.max_message, 20);
         assert_eq!(c.server.listen, ["127.0.0.1:1", "/tmp/x.sock"]);
         assert_eq!(c.pubsub.prefix, "");
+    }
+
+    #[test]
+    fn variables_outside_the_config_sections_are_not_overrides() {
+        let c = load_str("", &[("SWITCHBOARD_CONFIG", "/x.toml"), ("SWITCHBOARD_TEST_PG_URL", "postgres://x")]);
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]

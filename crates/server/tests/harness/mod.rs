@@ -25,6 +25,8 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::default();
     c.server.listen = vec!["127.0.0.1:0".into()];
     c.ops.enabled = false;
+    // Private to the test, gone when it ends (a test that needs a file sets its own).
+    c.store.url = "sqlite::memory:".into();
     adjust(&mut c);
     c.validate().expect("test config is valid");
     c
@@ -34,7 +36,7 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
 pub async fn start(cfg: Config) -> Harness {
     let (listeners, ops) = switchboard::app::bind(&cfg).await.expect("bind");
     let addr = listeners[0].local_addr().expect("tcp listener");
-    let app = App::new(cfg, CancellationToken::new());
+    let app = App::new(cfg, CancellationToken::new()).await.expect("build the app");
     let join = tokio::spawn(switchboard::run(app.clone(), listeners, ops));
     Harness { addr, app, join }
 }

@@ -5,7 +5,9 @@
 //!   a loud banner on stderr (written past the test harness's capture) and the test returns early;
 //!   under `CI=true` a missing dependency is a test failure, never a silent skip.
 //! - [`ServerProcess`]: the real `switchboard` binary, spawned with arguments or a TOML config,
-//!   its address read from its `listening on http://HOST:PORT` line, killed on drop.
+//!   its address read from its `listening on http://HOST:PORT` line, killed on drop. It does
+//!   not inherit `SWITCHBOARD_*` variables (the server reads those as config overrides and
+//!   rejects unknown ones, such as the test knobs `SWITCHBOARD_PYTHON`): pass them explicitly.
 //! - [`run_with_timeout`]: a child process bounded in time, its output collected.
 //! - [`TempDir`]: a scratch directory, removed on drop (kept when the test fails).
 //!
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::{env, fs, thread};
 
@@ -260,11 +262,62 @@ impl Drop for TempDir {
     }
 }
 
-/// Lines a child printed, both streams interleaved in arrival order (stderr lines marked).
-type Log = Arc<Mutex<Vec<String>>>;
+/// Lines a child printed, both streams interleaved in arrival order (stderr lines marked),
+/// with a condition variable signalled on every new line and at the end of each stream.
+#[derive(Debug, Default)]
+struct LogInner {
+    state: Mutex<LogState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    lines: Vec<String>,
+    closed_streams: usize,
+}
+
+type Log = Arc<LogInner>;
+
+impl LogInner {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, line: String) {
+        self.lock().lines.push(line);
+        self.changed.notify_all();
+    }
+
+    fn close_stream(&self) {
+        self.lock().closed_streams += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a line containing `needle` has been printed (returns it), every one of
+    /// `streams` streams has ended, or `timeout` passes.
+    fn wait_for(&self, needle: &str, streams: usize, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(line) = state.lines.iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.closed_streams >= streams || left.is_zero() {
+                return None;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
 
 fn log_lines(log: &Log, last: usize) -> String {
-    let lines = log.lock().unwrap_or_else(|e| e.into_inner());
+    let state = log.lock();
+    let lines = &state.lines;
     let skip = lines.len().saturating_sub(last);
     let mut text = String::new();
     if skip > 0 {
@@ -296,12 +349,11 @@ fn drain<R: Read + Send + 'static>(
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\r', '\n']);
                     on_line(line);
-                    log.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("{prefix}{line}"));
+                    log.push(format!("{prefix}{line}"));
                 }
             }
         }
+        log.close_stream();
         let _ = done.send(());
     });
 }
@@ -363,7 +415,7 @@ pub(crate) fn run_with_timeout(command: &mut Command, timeout: Duration) -> Boun
         }
     }
     let status = child.wait().ok().filter(|_| closed == 2);
-    let take = |log: &Log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    let take = |log: &Log| std::mem::take(&mut log.lock().lines);
     BoundedOutput {
         status,
         stdout: take(&out_log),
@@ -404,7 +456,17 @@ impl ServerProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        Self::spawn(args, 1, None)
+        Self::spawn(args, &[], 1, None)
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables (for example
+    /// `SWITCHBOARD_<SECTION>_<KEY>` config overrides), waiting for `listeners` listeners.
+    pub(crate) fn start_with_env<I, S>(args: I, env: &[(&str, &str)], listeners: usize) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Self::spawn(args, env, listeners, None)
     }
 
     /// Writes `toml` to a scratch file and spawns `switchboard serve --config FILE`, waiting
@@ -413,17 +475,29 @@ impl ServerProcess {
         let scratch = TempDir::new("server");
         let config = scratch.write("switchboard.toml", toml);
         let args = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
-        Self::spawn(args, listeners, Some(scratch))
+        Self::spawn(args, &[], listeners, Some(scratch))
     }
 
-    fn spawn<I, S>(args: I, listeners: usize, scratch: Option<TempDir>) -> Self
+    fn spawn<I, S>(
+        args: I,
+        env: &[(&str, &str)],
+        listeners: usize,
+        scratch: Option<TempDir>,
+    ) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
         let mut command = Command::new(server_binary());
+        // Hermetic: only the config the test gives, never the developer's or CI's overrides.
+        for (name, _) in env::vars_os() {
+            if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+                command.env_remove(name);
+            }
+        }
         command
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -502,6 +576,13 @@ impl ServerProcess {
     /// The last `last` lines the server printed (stderr lines marked `[stderr]`).
     pub(crate) fn output(&self, last: usize) -> String {
         log_lines(&self.log, last)
+    }
+
+    /// Waits up to `timeout` for the server to print a line (on stdout or stderr) containing
+    /// `needle`, and returns that line; `None` if it exited or the time ran out first.
+    /// Lines printed before the call count too.
+    pub(crate) fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.log.wait_for(needle, 2, timeout)
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `HUP`, …) with the `kill` command.

@@ -1,0 +1,164 @@
+//! `GET /v1/connect`: the WebSocket handshake and the per-connection state
+//! machine.
+//!
+//! Identity is settled before the 101 (invariant 4: a completed handshake
+//! means reachable), but refusals are sent after it, as the original does:
+//! close 4000 `UNAUTHENTICATED` or `ALREADY_EXISTS`. A connection that is let
+//! in holds a [`Claim`] on its name and a [`Subscription`] to its topic for
+//! exactly its lifetime: both are guards owned by the [`Session`], dropped
+//! whatever ends the socket (close, TCP drop, bad JSON, timeout, kick,
+//! shutdown). So a user is never left registered without a socket, and a
+//! message can never reach a socket that does not belong to its target.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::Request;
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
+use metrics::counter;
+use switchboard_core::registry::Registration;
+use switchboard_core::{Claim, ClaimError, ConnId, Disconnect, Outbox, OutboxSender, Subscription};
+use switchboard_edge::socket::{Handler, Inbound};
+use switchboard_edge::upgrade::{self, HandshakeError};
+use switchboard_edge::text_response;
+
+use super::codes::{self, reason};
+use super::{NAMESPACE, Rtc, SERVICE, http_error, topic, wire};
+
+/// The original's answer to anything at `/v1/connect` that is not a usable upgrade.
+fn upgrade_required() -> Response {
+    text_response(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
+}
+
+impl Rtc {
+    /// `GET /v1/connect`.
+    pub(crate) async fn connect(self: Arc<Self>, req: Request) -> Response {
+        if !upgrade::is_upgrade_request(req.headers()) || req.method() != Method::GET {
+            http_error("upgrade_required");
+            return upgrade_required();
+        }
+        let origin_ok = match req.headers().get(header::ORIGIN) {
+            None => true,
+            Some(o) => o.to_str().is_ok_and(|o| self.cfg.origins.allows(Some(o))),
+        };
+        if !origin_ok {
+            http_error("origin");
+            codes::reject(reason::ORIGIN);
+            return text_response(StatusCode::FORBIDDEN, "Forbidden");
+        }
+        match upgrade::check(&req, &self.socket) {
+            Ok(()) => {}
+            Err(e @ HandshakeError::ShuttingDown) => return e.response(),
+            Err(e) => {
+                http_error("handshake");
+                let mut r = upgrade_required();
+                if e == HandshakeError::Version {
+                    r.headers_mut()
+                        .insert("sec-websocket-version", HeaderValue::from_static("13"));
+                }
+                return r;
+            }
+        }
+        let auth = self.authenticate(req.headers()).await;
+        let (tx, rx) = Outbox::bounded(self.cfg.outbox);
+        let conn = self.relay.next_conn_id();
+        let name = match auth {
+            Ok(name) => name,
+            Err(e) => {
+                codes::reject(e.label());
+                tx.close(e.disconnect());
+                return upgrade::accept(req, self.socket.clone(), rx, Refused);
+            }
+        };
+        let claim = match self.registry.claim(NAMESPACE, &name, conn, tx.clone()) {
+            Ok(claim) => claim,
+            Err(ClaimError::Taken) => {
+                codes::reject(reason::ALREADY_EXISTS);
+                tx.close(codes::ALREADY_EXISTS);
+                return upgrade::accept(req, self.socket.clone(), rx, Refused);
+            }
+        };
+        // Reachable before the 101 goes out (invariant 4).
+        let subscription = self.relay.subscribe(&topic(&name), conn, tx.clone());
+        let registration = self.registry.register(conn, SERVICE, tx.clone());
+        tracing::debug!(%conn, user = %name, "rtc: user online");
+        let session = Session {
+            svc: self.clone(),
+            name,
+            conn,
+            outbox: tx,
+            _claim: claim,
+            _subscription: subscription,
+            _registration: registration,
+        };
+        upgrade::accept(req, self.socket.clone(), rx, session)
+    }
+}
+
+/// A refused socket: its outbox is already closed with the reason, so the
+/// runtime sends the close frame first; nothing it sends is read.
+#[derive(Debug)]
+struct Refused;
+
+impl Handler for Refused {
+    async fn on_message(&mut self, _msg: Inbound) -> Result<(), Disconnect> {
+        Ok(())
+    }
+
+    fn on_close(self, _reason: &Disconnect) {}
+}
+
+/// One online user's socket.
+#[derive(Debug)]
+struct Session {
+    svc: Arc<Rtc>,
+    name: String,
+    conn: ConnId,
+    outbox: OutboxSender,
+    _claim: Claim,
+    _subscription: Subscription,
+    _registration: Registration,
+}
+
+impl Session {
+    fn not_found(&self, why: &'static str) {
+        codes::reject(why);
+        self.svc.stats.not_found.fetch_add(1, Ordering::Relaxed);
+        // If our own outbox overflows, it closes this socket as a slow consumer.
+        let _ = self
+            .outbox
+            .push(wire::target_not_found(self.svc.cfg.trailing_newline));
+    }
+}
+
+impl Handler for Session {
+    async fn on_message(&mut self, msg: Inbound) -> Result<(), Disconnect> {
+        let (Inbound::Text(bytes) | Inbound::Binary(bytes)) = msg;
+        let m = wire::parse(&bytes).map_err(|e| {
+            codes::reject(reason::BAD_JSON);
+            codes::bad_json(&e.to_string())
+        })?;
+        if m.target.is_empty() {
+            self.not_found(reason::MISSING_TARGET);
+            return Ok(());
+        }
+        let frame = wire::forward(&self.name, &m, self.svc.cfg.trailing_newline);
+        let (fanout, _bus) = self.svc.relay.publish(&topic(&m.target), frame, None);
+        if fanout.delivered == 0 {
+            self.not_found(reason::TARGET_NOT_FOUND);
+        } else {
+            self.svc.stats.relayed.fetch_add(1, Ordering::Relaxed);
+            counter!("switchboard_rtc_relayed_total").increment(1);
+        }
+        Ok(())
+    }
+
+    fn on_close(self, why: &Disconnect) {
+        if *why == Disconnect::TooBig {
+            codes::reject(reason::TOO_BIG);
+        }
+        tracing::debug!(conn = %self.conn, user = %self.name, reason = why.label(), "rtc: user offline");
+        // Dropping self releases the claim, the subscription and the registration.
+    }
+}
