@@ -21,6 +21,7 @@ pub struct Cli {
 
 /// Options every scenario understands.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Common options")]
 pub struct CommonArgs {
     /// WebSocket URL of the channel (or the base of per-connection channels).
     #[arg(
@@ -46,6 +47,11 @@ pub struct CommonArgs {
     /// Time allowed for one TCP connect plus WebSocket handshake, in seconds.
     #[arg(long, global = true, default_value_t = 10.0)]
     pub connect_timeout: f64,
+
+    /// Set SO_RCVBUF on client sockets to this many bytes (default: the
+    /// kernel's autotuning).
+    #[arg(long, global = true)]
+    pub recv_buffer: Option<u32>,
 
     /// Runtime worker threads (default: the number of CPUs; 1 runs a
     /// single-threaded runtime).

@@ -175,6 +175,7 @@ pub struct Dialer {
     sources: Vec<IpAddr>,
     next_source: AtomicUsize,
     timeout: Duration,
+    recv_buffer: Option<u32>,
 }
 
 impl Dialer {
@@ -194,7 +195,15 @@ impl Dialer {
             sources,
             next_source: AtomicUsize::new(0),
             timeout,
+            recv_buffer: None,
         }
+    }
+
+    /// Sets `SO_RCVBUF` on every socket (which turns off the kernel's
+    /// receive-buffer autotuning for it); `None` keeps the default.
+    pub fn with_recv_buffer(mut self, bytes: Option<u32>) -> Self {
+        self.recv_buffer = bytes;
+        self
     }
 
     /// Source addresses in use (empty: let the OS choose).
@@ -217,6 +226,14 @@ impl Dialer {
             addr: unspecified,
             source,
         })?;
+        if let Some(bytes) = self.recv_buffer {
+            socket
+                .set_recv_buffer_size(bytes)
+                .map_err(|source| NetError::Bind {
+                    addr: unspecified,
+                    source,
+                })?;
+        }
         if !self.sources.is_empty() {
             let n = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
             let ip = self.sources[n];

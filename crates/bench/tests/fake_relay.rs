@@ -113,10 +113,12 @@ async fn serve(mut stream: TcpStream, id: usize, channels: Channels, faults: Fau
             if sink.feed(Message::text(body)).await.is_err() {
                 return;
             }
-            if let Some(late) = held.take() {
-                if sink.feed(Message::text(late)).await.is_err() {
-                    return;
-                }
+            let late_failed = match held.take() {
+                Some(late) => sink.feed(Message::text(late)).await.is_err(),
+                None => false,
+            };
+            if late_failed {
+                return;
             }
             if rx.is_empty() && sink.flush().await.is_err() {
                 return;

@@ -109,10 +109,8 @@ impl Registry {
     ) -> Result<Claim, ClaimError> {
         let mut claims = lock(&self.inner.claims);
         let k = (namespace, key.to_owned());
-        if let Some((_, holder)) = claims.get(&k) {
-            if !holder.is_closed() {
-                return Err(ClaimError::Taken);
-            }
+        if claims.get(&k).is_some_and(|(_, holder)| !holder.is_closed()) {
+            return Err(ClaimError::Taken);
         }
         claims.insert(k.clone(), (conn, outbox));
         Ok(Claim {

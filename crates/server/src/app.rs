@@ -243,9 +243,9 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     if tokio::time::timeout(grace, app.tracker.wait()).await.is_err() {
         tracing::warn!(remaining = app.registry.len(), "shutdown timeout: dropping remaining connections");
     }
-    if let Some(store) = &app.store {
-        if let Err(e) = store.close().await {
-            tracing::warn!(error = %e, "closing the store");
-        }
+    if let Some(store) = &app.store
+        && let Err(e) = store.close().await
+    {
+        tracing::warn!(error = %e, "closing the store");
     }
 }

@@ -74,6 +74,19 @@ fn page(app: &App) -> Html<String> {
              <td><code>ws://HOST{p}/v1/ws/</code>, <code>ws://HOST{p}/v1/ws/&lt;channel id&gt;</code></td><td></td></tr>"
         ));
     }
+    if let Some(rtc) = &app.rtc {
+        let p = &rtc.config().prefix;
+        let demo = if rtc.config().call_page {
+            format!("<a href=\"{p}/call\">video call</a>")
+        } else {
+            String::new()
+        };
+        services.push_str(&format!(
+            "<tr><td>rtc</td><td>webrtc-signal-server-compatible signaling between named users ({} online)</td>\
+             <td><code>POST {p}/v1/register</code>, <code>ws://HOST{p}/v1/connect</code></td><td>{demo}</td></tr>",
+            rtc.online()
+        ));
+    }
     if app.config.echo.enabled {
         services.push_str("<tr><td>echo</td><td>test-only WebSocket echo</td><td><code>ws://HOST/echo</code></td><td></td></tr>");
     }

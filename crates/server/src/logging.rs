@@ -12,8 +12,8 @@ use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogSection;
@@ -49,7 +49,11 @@ pub fn init_as(cfg: &LogSection, app: &str) -> anyhow::Result<()> {
             .try_init(),
         None => {
             let b = builder.with_writer(std::io::stderr);
-            if json { b.json().try_init() } else { b.try_init() }
+            if json {
+                b.json().try_init()
+            } else {
+                b.try_init()
+            }
         }
     }
     .map_err(|e| anyhow::anyhow!("logging: {e}"))
@@ -109,12 +113,19 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let mut fields = BTreeMap::new();
         event.record(&mut FieldMap(&mut fields));
-        if let Some(message) = fields.remove("message") {
-            fields.insert("msg".to_owned(), message);
-        }
+        // Every MozLog line has a `msg`, even for events that carry only fields.
+        let message = fields
+            .remove("message")
+            .unwrap_or_else(|| Value::String(String::new()));
+        fields.insert("msg".to_owned(), message);
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -136,11 +147,13 @@ struct FieldMap<'a>(&'a mut BTreeMap<String, Value>);
 
 impl Visit for FieldMap<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::String(value.to_owned()));
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -194,10 +207,14 @@ mod tests {
             tracing::warn!(channel = "abc", session = 7u64, ok = true, "join refused");
             tracing::error!("broken");
             tracing::debug!("detail");
+            tracing::debug!(rows = 1u64);
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 5, "{text}");
         let first = text.lines().next().unwrap();
         assert!(
             first.starts_with(&format!(
@@ -207,7 +224,10 @@ mod tests {
             )),
             "{first}"
         );
-        assert_eq!(lines[0]["Fields"], serde_json::json!({"msg": "Starting server: \"127.0.0.1:8111\""}));
+        assert_eq!(
+            lines[0]["Fields"],
+            serde_json::json!({"msg": "Starting server: \"127.0.0.1:8111\""})
+        );
         assert!(lines[0]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000_000_000);
         assert_eq!(lines[1]["Severity"], 4);
         assert_eq!(
@@ -216,5 +236,10 @@ mod tests {
         );
         assert_eq!(lines[2]["Severity"], 3);
         assert_eq!(lines[3]["Severity"], 7);
+        assert_eq!(
+            lines[4]["Fields"],
+            serde_json::json!({"msg": "", "rows": 1}),
+            "msg is always there"
+        );
     }
 }

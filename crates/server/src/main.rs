@@ -195,8 +195,11 @@ fn main() -> ExitCode {
         }
         if persona.is_some() {
             // A persona's stdout carries its log format only: the banner becomes log lines.
-            for line in banner.lines() {
-                tracing::info!("Starting server: {} ", line.trim().trim_start_matches("switchboard: "));
+            for l in &listeners {
+                tracing::info!("Starting server: listening on {}/", l.url());
+            }
+            if let Some(o) = &ops {
+                tracing::info!("Starting ops server: {}/metrics and /healthz", o.url());
             }
         } else {
             // The banner is the program's output, read by people and by tests to find the port.

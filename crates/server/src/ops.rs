@@ -28,6 +28,9 @@ pub fn refresh_gauges(app: &App) {
     if let Some(p) = &app.pubsub {
         metrics::gauge!("switchboard_pubsub_channels").set(p.channel_count() as f64);
     }
+    if let Some(r) = &app.rtc {
+        metrics::gauge!("switchboard_rtc_online_users").set(r.online() as f64);
+    }
     if let Some(p) = &app.pairing {
         metrics::gauge!("switchboard_pairing_channels").set(p.channel_count() as f64);
     }

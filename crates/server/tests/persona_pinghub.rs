@@ -98,11 +98,13 @@ async fn unix_socket_addr_and_log_file() {
 async fn mport_serves_prometheus_metrics_on_loopback() {
     let server = ServerProcess::start(["pinghub", "-addr=127.0.0.1:0", "-mport=0"]);
     let _ = http::post(server.addr(), "/nobody", b"x").await;
-    let ops = server
-        .output(50)
-        .lines()
-        .find_map(|l| l.split_once("ops on http://").map(|(_, rest)| rest.split('/').next().unwrap_or("").to_owned()))
+    let line = server
+        .wait_for_line("ops on http://", Duration::from_secs(10))
         .expect("the banner names the ops listener");
+    let ops = line
+        .split_once("ops on http://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or("").to_owned())
+        .expect("an address after the marker");
     let addr: std::net::SocketAddr = ops.parse().expect("an address");
     assert!(addr.ip().is_loopback(), "metrics bind to loopback");
     let m = http::get(addr, "/metrics").await;

@@ -39,9 +39,21 @@ async fn register_with_json_succeeds_and_sets_a_javascript_readable_cookie() {
 async fn register_reads_form_and_multipart_bodies_and_any_key_case() {
     let h = start(rtc_config(|_| {})).await;
     let cases: &[(&str, &str, &str)] = &[
-        ("application/json; charset=utf-8", r#"{"USERNAME":"json-upper"}"#, "json-upper"),
-        ("application/x-www-form-urlencoded", "username=form-user", "form-user"),
-        ("application/x-www-form-urlencoded", "Username=form%2Dcap", "form-cap"),
+        (
+            "application/json; charset=utf-8",
+            r#"{"USERNAME":"json-upper"}"#,
+            "json-upper",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "username=form-user",
+            "form-user",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "Username=form%2Dcap",
+            "form-cap",
+        ),
         (
             "multipart/form-data; boundary=b0und",
             "--b0und\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmulti\r\n--b0und--\r\n",
@@ -49,7 +61,14 @@ async fn register_reads_form_and_multipart_bodies_and_any_key_case() {
         ),
     ];
     for (ct, body, name) in cases {
-        let r = http::request(h.addr, "POST", "/rtc/v1/register", &[("Content-Type", ct)], body.as_bytes()).await;
+        let r = http::request(
+            h.addr,
+            "POST",
+            "/rtc/v1/register",
+            &[("Content-Type", ct)],
+            body.as_bytes(),
+        )
+        .await;
         assert_eq!(r.status, 200, "{ct}: {}", r.text());
         assert_eq!(r.text(), r#"{"status":"SUCCESS","message":""}"#, "{ct}");
         assert_eq!(cookie_of(&r), format!("user_username={name}"), "{ct}");
@@ -62,7 +81,10 @@ async fn a_taken_name_is_200_taken_without_a_cookie() {
     let h = start(rtc_config(|_| {})).await;
     register(h.addr, PREFIX, "bob").await;
     let r = register_json(h.addr, PREFIX, "bob").await;
-    assert_eq!((r.status, r.text().as_str()), (200, r#"{"status":"TAKEN","message":""}"#));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"status":"TAKEN","message":""}"#)
+    );
     assert_eq!(r.header("set-cookie"), None);
     h.shutdown().await;
 }
@@ -81,7 +103,14 @@ async fn empty_names_and_unreadable_bodies_are_400_invalid() {
         ("text/plain", "alice", body),
     ];
     for (ct, b, want) in cases {
-        let r = http::request(h.addr, "POST", "/rtc/v1/register", &[("Content-Type", ct)], b.as_bytes()).await;
+        let r = http::request(
+            h.addr,
+            "POST",
+            "/rtc/v1/register",
+            &[("Content-Type", ct)],
+            b.as_bytes(),
+        )
+        .await;
         assert_eq!((r.status, r.text().as_str()), (400, *want), "{ct} {b}");
         assert_eq!(r.header("set-cookie"), None);
     }
@@ -94,9 +123,17 @@ async fn user_is_200_for_a_registered_cookie_and_401_clearing_cookies_otherwise(
     let cookie = register(h.addr, PREFIX, "carol").await;
     let r = http::request(h.addr, "GET", "/rtc/v1/user", &[("Cookie", &cookie)], b"").await;
     assert_eq!((r.status, r.text().as_str()), (200, "OK"));
-    for headers in [vec![], vec![("Cookie", "user_username=nobody")], vec![("Cookie", "user_username=a b")]] {
+    for headers in [
+        vec![],
+        vec![("Cookie", "user_username=nobody")],
+        vec![("Cookie", "user_username=a b")],
+    ] {
         let r = http::request(h.addr, "GET", "/rtc/v1/user", &headers, b"").await;
-        assert_eq!((r.status, r.text().as_str()), (401, "Unauthorized"), "{headers:?}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (401, "Unauthorized"),
+            "{headers:?}"
+        );
         assert_eq!(r.header("clear-site-data"), Some("\"cookies\""));
     }
     h.shutdown().await;
@@ -112,7 +149,11 @@ async fn connect_without_an_upgrade_is_426() {
         h.addr,
         "GET",
         "/rtc/v1/connect",
-        &[("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "8")],
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "8"),
+        ],
         b"",
     )
     .await;
@@ -123,10 +164,18 @@ async fn connect_without_an_upgrade_is_426() {
 #[tokio::test]
 async fn a_missing_or_unknown_cookie_is_closed_4000_unauthenticated_after_the_101() {
     let h = start(rtc_config(|_| {})).await;
-    let mut none = ws::try_connect(h.addr, "/rtc/v1/connect", &[]).await.expect("a 101");
-    assert_eq!(closed(&mut none).await, (Some(4000), "UNAUTHENTICATED".into()));
+    let mut none = ws::try_connect(h.addr, "/rtc/v1/connect", &[])
+        .await
+        .expect("a 101");
+    assert_eq!(
+        closed(&mut none).await,
+        (Some(4000), "UNAUTHENTICATED".into())
+    );
     let mut unknown = connect(h.addr, PREFIX, "user_username=ghost").await;
-    assert_eq!(closed(&mut unknown).await, (Some(4000), "UNAUTHENTICATED".into()));
+    assert_eq!(
+        closed(&mut unknown).await,
+        (Some(4000), "UNAUTHENTICATED".into())
+    );
     h.shutdown().await;
 }
 
@@ -136,7 +185,10 @@ async fn a_second_connection_is_closed_already_exists_and_the_first_keeps_workin
     let cookie = register(h.addr, PREFIX, "dave").await;
     let mut first = connect(h.addr, PREFIX, &cookie).await;
     let mut second = connect(h.addr, PREFIX, &cookie).await;
-    assert_eq!(closed(&mut second).await, (Some(4000), "ALREADY_EXISTS".into()));
+    assert_eq!(
+        closed(&mut second).await,
+        (Some(4000), "ALREADY_EXISTS".into())
+    );
     let mut erin = online(h.addr, "erin").await;
     send(&mut erin, "dave", "ping", "1").await;
     assert_eq!(first.text().await, forwarded("erin", "dave", "ping", "1"));
@@ -150,15 +202,27 @@ async fn offer_answer_and_candidates_are_relayed_with_the_originator() {
     let mut joiner = online(h.addr, "joiner").await;
     let offer = r#"{"type":"offer","sdp":"v=0\r\no=- 46117 2 IN IP4 127.0.0.1\r\n"}"#;
     send(&mut joiner, "host", "video-offer", offer).await;
-    assert_eq!(host.text().await, forwarded("joiner", "host", "video-offer", offer));
+    assert_eq!(
+        host.text().await,
+        forwarded("joiner", "host", "video-offer", offer)
+    );
     let answer = r#"{"type":"answer","sdp":"v=0\r\n"}"#;
     send(&mut host, "joiner", "video-answer", answer).await;
-    assert_eq!(joiner.text().await, forwarded("host", "joiner", "video-answer", answer));
+    assert_eq!(
+        joiner.text().await,
+        forwarded("host", "joiner", "video-answer", answer)
+    );
     let candidate = r#"{"candidate":"candidate:1 1 udp 2122260223 192.0.2.2 50000 typ host","sdpMid":"0","sdpMLineIndex":0}"#;
     send(&mut joiner, "host", "ice-candidate", candidate).await;
-    assert_eq!(host.text().await, forwarded("joiner", "host", "ice-candidate", candidate));
+    assert_eq!(
+        host.text().await,
+        forwarded("joiner", "host", "ice-candidate", candidate)
+    );
     send(&mut host, "joiner", "ice-candidate", "null").await;
-    assert_eq!(joiner.text().await, forwarded("host", "joiner", "ice-candidate", "null"));
+    assert_eq!(
+        joiner.text().await,
+        forwarded("host", "joiner", "ice-candidate", "null")
+    );
     h.shutdown().await;
 }
 
@@ -167,12 +231,15 @@ async fn input_keys_match_any_case_a_missing_payload_is_null_and_binary_frames_w
     let h = start(rtc_config(|_| {})).await;
     let mut a = online(h.addr, "a").await;
     let mut b = online(h.addr, "b").await;
-    a.send_text(r#"{"TARGET":"b","Type":"t","extra":[1]}"#).await;
+    a.send_text(r#"{"TARGET":"b","Type":"t","extra":[1]}"#)
+        .await;
     assert_eq!(b.text().await, forwarded("a", "b", "t", "null"));
-    a.send_binary(br#"{"target":"b","type":"bin","payload":{"x":1}}"#).await;
+    a.send_binary(br#"{"target":"b","type":"bin","payload":{"x":1}}"#)
+        .await;
     assert_eq!(b.text().await, forwarded("a", "b", "bin", r#"{"x":1}"#));
     // Only the first JSON value of a frame is read.
-    a.send_text(r#"{"target":"b","type":"one"}{"target":"b","type":"two"}"#).await;
+    a.send_text(r#"{"target":"b","type":"one"}{"target":"b","type":"two"}"#)
+        .await;
     assert_eq!(b.text().await, forwarded("a", "b", "one", "null"));
     b.expect_silence(100).await;
     h.shutdown().await;
@@ -197,7 +264,10 @@ async fn a_user_may_message_itself() {
     let h = start(rtc_config(|_| {})).await;
     let mut me = online(h.addr, "narcissus").await;
     send(&mut me, "narcissus", "note", r#""hi""#).await;
-    assert_eq!(me.text().await, forwarded("narcissus", "narcissus", "note", r#""hi""#));
+    assert_eq!(
+        me.text().await,
+        forwarded("narcissus", "narcissus", "note", r#""hi""#)
+    );
     h.shutdown().await;
 }
 
@@ -211,27 +281,50 @@ async fn routing_follows_fiber_at_the_root_in_persona_mode() {
     }))
     .await;
     let json = [("Content-Type", "application/json")];
-    let r = http::request(h.addr, "POST", "/V1/REGISTER/", &json, br#"{"username":"upper"}"#).await;
-    assert_eq!((r.status, r.text().as_str()), (200, r#"{"status":"SUCCESS","message":""}"#));
+    let r = http::request(
+        h.addr,
+        "POST",
+        "/V1/REGISTER/",
+        &json,
+        br#"{"username":"upper"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"status":"SUCCESS","message":""}"#)
+    );
     assert_eq!(http::get(h.addr, "/HealthCheck/").await.text(), "success");
     let r = http::request(h.addr, "HEAD", "/v1/user", &[], b"").await;
     assert_eq!(r.status, 401);
     assert!(r.body.is_empty());
     let r = http::get(h.addr, "/x").await;
     assert_eq!((r.status, r.text().as_str()), (404, "Cannot GET /x"));
-    let r = http::request(h.addr, "POST", "/a<b>", &json, b"{}").await;
-    assert_eq!((r.status, r.text().as_str()), (404, "Cannot POST /a&lt;b&gt;"));
+    let r = http::request(h.addr, "POST", "/a&b", &json, b"{}").await;
+    assert_eq!((r.status, r.text().as_str()), (404, "Cannot POST /a&amp;b"));
     let r = http::get(h.addr, "/call").await;
     assert_eq!(r.status, 404, "no demo page in persona mode");
-    for (method, path) in [("GET", "/v1/register"), ("POST", "/v1/user"), ("DELETE", "/healthcheck")] {
+    for (method, path) in [
+        ("GET", "/v1/register"),
+        ("POST", "/v1/user"),
+        ("DELETE", "/healthcheck"),
+    ] {
         let r = http::request(h.addr, method, path, &[], b"").await;
-        assert_eq!((r.status, r.text().as_str()), (405, "Method Not Allowed"), "{method} {path}");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (405, "Method Not Allowed"),
+            "{method} {path}"
+        );
     }
     // The WebSocket works at the root, with the case-insensitive path.
     let cookie = cookie_of(&register_json(h.addr, "", "root-user").await);
-    let mut c = ws::try_connect(h.addr, "/V1/Connect", &[("Cookie", &cookie)]).await.expect("101");
+    let mut c = ws::try_connect(h.addr, "/V1/Connect", &[("Cookie", &cookie)])
+        .await
+        .expect("101");
     c.send_text(r#"{"target":"root-user","type":"t"}"#).await;
-    assert_eq!(c.text().await, forwarded("root-user", "root-user", "t", "null"));
+    assert_eq!(
+        c.text().await,
+        forwarded("root-user", "root-user", "t", "null")
+    );
     h.shutdown().await;
 }
 
@@ -257,6 +350,9 @@ async fn shutdown_closes_sockets_with_1001() {
     let h = start(rtc_config(|_| {})).await;
     let mut a = online(h.addr, "leaving").await;
     h.app.shutdown.cancel();
-    assert_eq!(a.next().await, Event::Close(Some(1001), "server shutting down".into()));
+    assert_eq!(
+        a.next().await,
+        Event::Close(Some(1001), "server shutting down".into())
+    );
     h.shutdown().await;
 }

@@ -31,7 +31,10 @@ async fn names_survive_a_restart(store_url: &str) {
     assert_eq!((r.status, r.text().as_str()), (200, "OK"));
     let mut c = connect(h.addr, PREFIX, &cookie).await;
     send(&mut c, "persistent", "t", "1").await;
-    assert_eq!(c.text().await, forwarded("persistent", "persistent", "t", "1"));
+    assert_eq!(
+        c.text().await,
+        forwarded("persistent", "persistent", "t", "1")
+    );
     h.shutdown().await;
 }
 
@@ -97,11 +100,15 @@ impl Drop for PgTestDb {
         // Drop cannot await and may run inside the test's runtime: use a
         // thread with a runtime of its own.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let mut admin: PgConnection = server.connect().await?;
                 let drop = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
-                sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut admin).await?;
+                sqlx::raw_sql(AssertSqlSafe(drop))
+                    .execute(&mut admin)
+                    .await?;
                 admin.close().await
             })
             .map_err(std::io::Error::other)

@@ -552,12 +552,11 @@ async fn publish_ws(
     let mut unreported = 0;
     let result: Result<(), String> = async {
         for seq in 0..args.messages {
-            if let Some(due) = due(start, args.rate, args.burst, seq) {
-                if due > Instant::now() {
-                    sink.flush().await.map_err(|e| e.to_string())?;
-                    Progress::add(&progress.sent, std::mem::take(&mut unreported));
-                    tokio::time::sleep_until(due.into()).await;
-                }
+            let wait = due(start, args.rate, args.burst, seq).filter(|due| *due > Instant::now());
+            if let Some(due) = wait {
+                sink.flush().await.map_err(|e| e.to_string())?;
+                Progress::add(&progress.sent, std::mem::take(&mut unreported));
+                tokio::time::sleep_until(due.into()).await;
             }
             let payload = stamped(size, 0, seq).map_err(|e| e.to_string())?;
             sink.feed(Message::text(payload.freeze()))

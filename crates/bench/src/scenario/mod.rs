@@ -78,11 +78,9 @@ impl Ctx {
     /// Resolves `--url` and prepares the dialer.
     pub async fn new(common: CommonArgs) -> Result<Self, ScenarioError> {
         let target = Target::resolve(&common.url).await?;
-        let dialer = Arc::new(Dialer::new(
-            &target,
-            common.sources,
-            common.connect_timeout(),
-        ));
+        let dialer = Dialer::new(&target, common.sources, common.connect_timeout())
+            .with_recv_buffer(common.recv_buffer);
+        let dialer = Arc::new(dialer);
         Ok(Self {
             common,
             target,

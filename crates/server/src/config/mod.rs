@@ -181,6 +181,19 @@ pub(crate) fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError
 }
 
 impl Config {
+    /// The starting point of every persona: the defaults with every service, the
+    /// console and the echo endpoint turned off. A persona turns on its own service,
+    /// so an original's deployment never grows routes it did not have.
+    pub fn persona() -> Self {
+        let mut c = Config::default();
+        c.console.enabled = false;
+        c.echo.enabled = false;
+        c.pubsub.enabled = false;
+        c.pairing.enabled = false;
+        c.rtc.enabled = false;
+        c
+    }
+
     /// Loads `path` (if any), applies the environment overrides from `env`, and validates.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let text = match path {
@@ -229,10 +242,8 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json" | "mozlog") {
             return Err(invalid("log.format", "must be \"text\", \"json\" or \"mozlog\""));
         }
-        if let Some(f) = &self.log.file {
-            if !f.starts_with('/') {
-                return Err(invalid("log.file", "must be an absolute path"));
-            }
+        if self.log.file.as_ref().is_some_and(|f| !f.starts_with('/')) {
+            return Err(invalid("log.file", "must be an absolute path"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
         self.pubsub.validate()?;

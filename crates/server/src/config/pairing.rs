@@ -100,7 +100,10 @@ impl PairingSection {
             }
         }
         for (key, v) in [
-            ("pairing.max_channel_connections", p.max_channel_connections as usize),
+            (
+                "pairing.max_channel_connections",
+                p.max_channel_connections as usize,
+            ),
             ("pairing.max_message", p.max_message),
             ("pairing.outbox_messages", p.outbox_messages),
             ("pairing.outbox_bytes", p.outbox_bytes),
@@ -161,24 +164,69 @@ mod tests {
     fn defaults_are_the_originals() {
         let p = PairingSection::default();
         assert_eq!(
-            (p.max_exchanges, p.max_data, p.conn_lifespan, p.client_timeout, p.heartbeat_interval, p.max_channel_connections),
+            (
+                p.max_exchanges,
+                p.max_data,
+                p.conn_lifespan,
+                p.client_timeout,
+                p.heartbeat_interval,
+                p.max_channel_connections
+            ),
             (10, 0, 300, 60, 5, 3)
         );
-        assert_eq!((p.metric_name.as_str(), p.default_lang.as_str()), ("channelserver", "en"));
+        assert_eq!(
+            (p.metric_name.as_str(), p.default_lang.as_str()),
+            ("channelserver", "en")
+        );
         assert!(p.enabled && p.trust_private_ranges && !p.dockerflow);
         assert_eq!(p.prefix, "");
         p.validate().expect("defaults are valid");
     }
 
     #[test]
+    fn the_example_file_documents_every_key_with_its_default() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../switchboard.example.toml");
+        let text = std::fs::read_to_string(path).expect("example file");
+        let example: toml::Table = toml::from_str(&text).expect("toml");
+        let section = example["pairing"].as_table().expect("[pairing]").clone();
+        let defaults = toml::Table::try_from(PairingSection::default()).expect("serialize");
+        assert_eq!(section, defaults);
+    }
+
+    #[test]
+    fn environment_overrides_reach_the_section() {
+        let env = [
+            ("SWITCHBOARD_PAIRING_MAX_EXCHANGES", "12"),
+            (
+                "SWITCHBOARD_PAIRING_TRUSTED_PROXIES",
+                "127.0.0.1, 10.0.0.0/8",
+            ),
+            ("SWITCHBOARD_PAIRING_MMDB_LOC", "/x.mmdb"),
+            ("SWITCHBOARD_PAIRING_DOCKERFLOW", "true"),
+        ];
+        let c = crate::Config::load(None, env.map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .expect("config");
+        assert_eq!(c.pairing.max_exchanges, 12);
+        assert_eq!(c.pairing.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(c.pairing.mmdb_loc, "/x.mmdb");
+        assert!(c.pairing.dockerflow);
+    }
+
+    #[test]
     fn invalid_values_name_the_key() {
-        let cases: &[(&str, fn(&mut PairingSection))] = &[
+        type Breaks = fn(&mut PairingSection);
+        let cases: &[(&str, Breaks)] = &[
             ("pairing.prefix", |p| p.prefix = "v1/".into()),
             ("pairing.client_timeout", |p| p.client_timeout = 0),
             ("pairing.heartbeat_interval", |p| p.heartbeat_interval = 0),
-            ("pairing.max_channel_connections", |p| p.max_channel_connections = 0),
+            ("pairing.max_channel_connections", |p| {
+                p.max_channel_connections = 0
+            }),
             ("pairing.max_message", |p| p.max_message = 0),
-            ("pairing.trusted_proxies", |p| p.trusted_proxies = vec!["10.0.0.0/33".into()]),
+            ("pairing.trusted_proxies", |p| {
+                p.trusted_proxies = vec!["10.0.0.0/33".into()]
+            }),
             ("pairing.default_lang", |p| p.default_lang = "*".into()),
         ];
         for (key, breaks) in cases {
@@ -208,7 +256,10 @@ mod tests {
             assert!(c.trusted_proxies.contains(ip(trusted)), "{trusted}");
         }
         assert!(!c.trusted_proxies.contains(ip("127.0.0.1")));
-        assert_eq!(c.mmdb.as_deref(), Some(std::path::Path::new("/x/GeoLite2-City.mmdb")));
+        assert_eq!(
+            c.mmdb.as_deref(),
+            Some(std::path::Path::new("/x/GeoLite2-City.mmdb"))
+        );
         assert_eq!(c.statsd.host, "localhost:8125");
         assert_eq!(c.limits.lifespan, Duration::ZERO);
         assert_eq!(c.limits.deadline(tokio::time::Instant::now()), None);

@@ -173,7 +173,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: &[(fn(&mut RtcSection), &str)] = &[
+        type Case = (fn(&mut RtcSection), &'static str);
+        let cases: &[Case] = &[
             (|s| s.prefix = "rtc".into(), "rtc.prefix"),
             (|s| s.max_message = 0, "rtc.max_message"),
             (|s| s.ping_interval_secs = 0, "rtc.ping_interval_secs"),

@@ -130,6 +130,11 @@ mod tests {
             op_timeout_secs: 0,
             ..StoreSection::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("store.op_timeout_secs"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("store.op_timeout_secs")
+        );
     }
 }

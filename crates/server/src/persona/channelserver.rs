@@ -155,10 +155,13 @@ impl Settings {
         where
             T::Err: std::fmt::Display,
         {
-            value.trim().parse().map_err(|e: T::Err| PersonaError::Value {
-                origin: origin.to_owned(),
-                message: format!("{value:?}: {e}"),
-            })
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| PersonaError::Value {
+                    origin: origin.to_owned(),
+                    message: format!("{value:?}: {e}"),
+                })
         }
         match key {
             "hostname" => self.hostname = value.trim().to_owned(),
@@ -174,12 +177,16 @@ impl Settings {
             "metric_name" => self.metric_name = value.to_owned(),
             "trusted_proxy_list" => self.trusted_proxy_list = value.to_owned(),
             "default_lang" => self.default_lang = value.trim().to_owned(),
-            "human_logs" => self.human_logs = parse_bool(value).ok_or_else(|| PersonaError::Value {
-                origin: origin.to_owned(),
-                message: format!("{value:?} is not a boolean"),
-            })?,
+            "human_logs" => {
+                self.human_logs = parse_bool(value).ok_or_else(|| PersonaError::Value {
+                    origin: origin.to_owned(),
+                    message: format!("{value:?} is not a boolean"),
+                })?
+            }
             k if UNUSED.contains(&k) => {
-                warnings.push(format!("{origin} is accepted for compatibility and has no effect"));
+                warnings.push(format!(
+                    "{origin} is accepted for compatibility and has no effect"
+                ));
             }
             _ if strictness == Strictness::Lenient => {
                 warnings.push(format!("{origin} is not a channelserver setting; ignored"));
@@ -190,10 +197,11 @@ impl Settings {
     }
 
     fn into_config(self) -> Config {
-        let mut c = Config::default();
+        let mut c = Config::persona();
         c.console.enabled = false;
         c.echo.enabled = false;
         c.pubsub.enabled = false;
+        c.rtc.enabled = false;
         c.ops.enabled = false;
         c.server.listen = vec![listen_addr(&self.hostname, self.port)];
         let p = &mut c.pairing;
@@ -244,7 +252,12 @@ fn listen_addr(host: &str, port: u16) -> String {
 /// The settings file for `run_mode` under `dir/config`, if there is one.
 fn find_config_file(dir: &Path, run_mode: &str) -> Result<Option<PathBuf>, PersonaError> {
     let base = dir.join("config").join(run_mode);
-    let supported = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json"));
+    let supported = |p: &Path| {
+        matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("toml" | "json")
+        )
+    };
     if base.is_file() && supported(&base) {
         return Ok(Some(base));
     }
@@ -282,7 +295,8 @@ fn read_config_file(path: &Path) -> Result<Vec<(String, String)>, PersonaError> 
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let json = path.extension().and_then(|e| e.to_str()) == Some("json");
     let pairs: Vec<(String, Result<String, ()>)> = if json {
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         let serde_json::Value::Object(map) = value else {
             return Err(err("expected a JSON object of settings".into()));
         };
@@ -369,13 +383,18 @@ pub fn config(
         .find(|(k, _)| k == "RUN_MODE")
         .map_or("development", |(_, v)| v.as_str());
     if let Some(path) = find_config_file(dir, run_mode)? {
-        let shown = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         for (key, value) in read_config_file(&path)? {
             let origin = format!("{shown}: {key}");
             settings.set(&key, &value, &origin, Strictness::Strict, &mut warnings)?;
         }
     }
-    let mut pair_env: Vec<&(String, String)> = env.iter().filter(|(k, _)| k.starts_with("PAIR_")).collect();
+    let mut pair_env: Vec<&(String, String)> =
+        env.iter().filter(|(k, _)| k.starts_with("PAIR_")).collect();
     pair_env.sort();
     for (name, value) in pair_env {
         let key = name["PAIR_".len()..].to_ascii_lowercase();
@@ -400,7 +419,10 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn args(a: &[&str]) -> Vec<String> {
@@ -438,16 +460,26 @@ mod tests {
         let l = config(&[], Vec::new(), &dir.0).unwrap();
         let c = &l.config;
         assert_eq!(c.server.listen, ["0.0.0.0:8000"]);
-        assert!(!c.console.enabled && !c.pubsub.enabled && !c.ops.enabled);
+        assert!(!c.console.enabled && !c.pubsub.enabled && !c.rtc.enabled && !c.ops.enabled);
         let p = &c.pairing;
         assert!(p.enabled && p.dockerflow && p.trust_private_ranges);
         assert_eq!(p.prefix, "");
         assert_eq!(
-            (p.max_channel_connections, p.conn_lifespan, p.client_timeout, p.heartbeat_interval, p.max_exchanges, p.max_data),
+            (
+                p.max_channel_connections,
+                p.conn_lifespan,
+                p.client_timeout,
+                p.heartbeat_interval,
+                p.max_exchanges,
+                p.max_data
+            ),
             (3, 300, 60, 5, 10, 0)
         );
         assert_eq!(p.mmdb_loc, "mmdb/latest/GeoLite2-City.mmdb");
-        assert_eq!((p.statsd_host.as_str(), p.metric_name.as_str()), ("localhost:8125", "channelserver"));
+        assert_eq!(
+            (p.statsd_host.as_str(), p.metric_name.as_str()),
+            ("localhost:8125", "channelserver")
+        );
         assert_eq!(p.default_lang, "en");
         assert_eq!(c.log.format, "mozlog");
         assert!(l.warnings.is_empty());
@@ -482,11 +514,21 @@ mod tests {
         assert_eq!(c.server.listen, ["127.0.0.1:8111"]);
         let p = &c.pairing;
         assert_eq!(
-            (p.max_channel_connections, p.conn_lifespan, p.client_timeout, p.heartbeat_interval, p.max_exchanges, p.max_data),
+            (
+                p.max_channel_connections,
+                p.conn_lifespan,
+                p.client_timeout,
+                p.heartbeat_interval,
+                p.max_exchanges,
+                p.max_data
+            ),
             (6, 30, 3, 1, 5, 3096)
         );
         assert_eq!(p.mmdb_loc, "/data/City.mmdb");
-        assert_eq!((p.statsd_host.as_str(), p.metric_name.as_str()), ("127.0.0.1:8125", "pairing"));
+        assert_eq!(
+            (p.statsd_host.as_str(), p.metric_name.as_str()),
+            ("127.0.0.1:8125", "pairing")
+        );
         assert_eq!(p.trusted_proxies, ["127.0.0.1", "2001:db8::/32"]);
         assert_eq!(p.default_lang, "fr");
         assert_eq!(c.log.format, "text");
@@ -511,8 +553,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.warnings.len(), 7, "{:?}", l.warnings);
-        assert!(l.warnings.iter().any(|w| w.contains("PAIR_DEBUG") && w.contains("no effect")));
-        assert!(l.warnings.iter().any(|w| w.contains("PAIR_HOST") && w.contains("not a channelserver setting")));
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("PAIR_DEBUG") && w.contains("no effect"))
+        );
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("PAIR_HOST") && w.contains("not a channelserver setting"))
+        );
     }
 
     #[test]
@@ -522,8 +572,14 @@ mod tests {
             (&[("PAIR_PORT", "tcp://10.0.0.1:8000")], "PAIR_PORT"),
             (&[("PAIR_MAX_EXCHANGES", "-1")], "PAIR_MAX_EXCHANGES"),
             (&[("PAIR_HUMAN_LOGS", "perhaps")], "PAIR_HUMAN_LOGS"),
-            (&[("PAIR_TRUSTED_PROXY_LIST", "10.0.0.0/33")], "pairing.trusted_proxies"),
-            (&[("PAIR_HEARTBEAT_INTERVAL", "0")], "pairing.heartbeat_interval"),
+            (
+                &[("PAIR_TRUSTED_PROXY_LIST", "10.0.0.0/33")],
+                "pairing.trusted_proxies",
+            ),
+            (
+                &[("PAIR_HEARTBEAT_INTERVAL", "0")],
+                "pairing.heartbeat_interval",
+            ),
             (&[("PAIR_DEFAULT_LANG", "*")], "pairing.default_lang"),
         ];
         for (vars, origin) in cases {
@@ -535,8 +591,14 @@ mod tests {
     #[test]
     fn file_then_env_then_arguments() {
         let dir = Dir::with(&[
-            ("development.toml", "port = 9001\nmax_exchanges = 4\nhuman_logs = true\ndebug = true\n"),
-            ("production.json", r#"{"port": "9002", "max_data": 100, "mmdb_loc": "/m.mmdb"}"#),
+            (
+                "development.toml",
+                "port = 9001\nmax_exchanges = 4\nhuman_logs = true\ndebug = true\n",
+            ),
+            (
+                "production.json",
+                r#"{"port": "9002", "max_data": 100, "mmdb_loc": "/m.mmdb"}"#,
+            ),
         ]);
         let l = config(&[], env(&[("PAIR_MAX_EXCHANGES", "6")]), &dir.0).unwrap();
         assert_eq!(l.config.server.listen, ["0.0.0.0:9001"]);
@@ -568,21 +630,42 @@ mod tests {
             ("broken.json", "{"),
             ("odd.yaml", "port: 1\n"),
         ]);
-        let run = |mode: &str| config(&[], env(&[("RUN_MODE", mode)]), &dir.0).unwrap_err().to_string();
+        let run = |mode: &str| {
+            config(&[], env(&[("RUN_MODE", mode)]), &dir.0)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(run("typo").contains("max_exchange"), "{}", run("typo"));
         assert!(run("nested").contains("pairing"), "{}", run("nested"));
         assert!(run("broken").contains("broken.json"), "{}", run("broken"));
         assert!(run("odd").contains("unsupported"), "{}", run("odd"));
-        assert!(matches!(config(&args(&["--help"]), Vec::new(), &dir.0), Err(PersonaError::Help)));
-        assert!(matches!(config(&args(&["8000"]), Vec::new(), &dir.0), Err(PersonaError::Argument(_))));
-        assert!(matches!(config(&args(&["--nope=1"]), Vec::new(), &dir.0), Err(PersonaError::Unknown(_))));
-        assert!(matches!(config(&args(&["--port"]), Vec::new(), &dir.0), Err(PersonaError::Value { .. })));
+        assert!(matches!(
+            config(&args(&["--help"]), Vec::new(), &dir.0),
+            Err(PersonaError::Help)
+        ));
+        assert!(matches!(
+            config(&args(&["8000"]), Vec::new(), &dir.0),
+            Err(PersonaError::Argument(_))
+        ));
+        assert!(matches!(
+            config(&args(&["--nope=1"]), Vec::new(), &dir.0),
+            Err(PersonaError::Unknown(_))
+        ));
+        assert!(matches!(
+            config(&args(&["--port"]), Vec::new(), &dir.0),
+            Err(PersonaError::Value { .. })
+        ));
     }
 
     #[test]
     fn ops_listener_is_opt_in() {
         let dir = Dir::with(&[]);
-        let l = config(&[], env(&[("SWITCHBOARD_OPS_LISTEN", "127.0.0.1:9898")]), &dir.0).unwrap();
+        let l = config(
+            &[],
+            env(&[("SWITCHBOARD_OPS_LISTEN", "127.0.0.1:9898")]),
+            &dir.0,
+        )
+        .unwrap();
         assert!(l.config.ops.enabled);
         assert_eq!(l.config.ops.listen, "127.0.0.1:9898");
     }
@@ -592,7 +675,12 @@ mod tests {
         assert_eq!(listen_addr("::", 8000), "[::]:8000");
         assert_eq!(listen_addr("[::1]", 1), "[::1]:1");
         assert_eq!(listen_addr("localhost", 2), "localhost:2");
-        for (v, b) in [("TRUE", Some(true)), ("0", Some(false)), ("off", Some(false)), ("x", None)] {
+        for (v, b) in [
+            ("TRUE", Some(true)),
+            ("0", Some(false)),
+            ("off", Some(false)),
+            ("x", None),
+        ] {
             assert_eq!(parse_bool(v), b, "{v}");
         }
     }

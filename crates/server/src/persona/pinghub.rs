@@ -50,7 +50,7 @@ pub enum PersonaError {
 /// Builds the configuration for Pinghub's command line `args` (without the program name).
 pub fn config(args: &[String]) -> Result<Config, PersonaError> {
     let f = goflag::parse(args, FLAGS)?;
-    let mut c = Config::default();
+    let mut c = Config::persona();
     c.console.enabled = false;
     c.echo.enabled = false;
     c.pubsub.enabled = true;
@@ -99,6 +99,7 @@ mod tests {
         assert_eq!(c.pubsub.prefix, "");
         assert_eq!(c.pubsub.origins, ["*"]);
         assert!(!c.console.enabled);
+        assert!(!c.pairing.enabled && !c.rtc.enabled, "only Pinghub's routes");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct SignalServerArgs {
 
 /// Builds the configuration for the persona.
 pub fn config(args: &SignalServerArgs) -> Result<Config, ConfigError> {
-    let mut c = Config::default();
+    let mut c = Config::persona();
     c.console.enabled = false;
     c.echo.enabled = false;
     c.pubsub.enabled = false;

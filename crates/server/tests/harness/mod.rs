@@ -36,7 +36,9 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
 pub async fn start(cfg: Config) -> Harness {
     let (listeners, ops) = switchboard::app::bind(&cfg).await.expect("bind");
     let addr = listeners[0].local_addr().expect("tcp listener");
-    let app = App::new(cfg, CancellationToken::new()).await.expect("build the app");
+    let app = App::new(cfg, CancellationToken::new())
+        .await
+        .expect("build the app");
     let join = tokio::spawn(switchboard::run(app.clone(), listeners, ops));
     Harness { addr, app, join }
 }
@@ -56,7 +58,10 @@ impl Harness {
     pub async fn eventually(&self, what: &str, mut cond: impl FnMut(&App) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !cond(&self.app) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {what}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 
 use switchboard::Config;
+use switchboard_testkit::WAIT;
 use switchboard_testkit::http::{self, Response};
 use switchboard_testkit::ws::{self, Client, Event};
-use switchboard_testkit::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -17,11 +17,11 @@ use tokio::time::timeout;
 use crate::harness;
 
 /// The native mount prefix.
-pub const PREFIX: &str = "/rtc";
+pub(crate) const PREFIX: &str = "/rtc";
 
 /// The default test config (native mode, in-memory store), without the
 /// registration rate limit, adjusted by `adjust`.
-pub fn rtc_config(adjust: impl FnOnce(&mut Config)) -> Config {
+pub(crate) fn rtc_config(adjust: impl FnOnce(&mut Config)) -> Config {
     harness::config(|c| {
         c.rtc.register_per_minute = 0;
         adjust(c);
@@ -29,7 +29,7 @@ pub fn rtc_config(adjust: impl FnOnce(&mut Config)) -> Config {
 }
 
 /// `POST {prefix}/v1/register` with a JSON body.
-pub async fn register_json(addr: SocketAddr, prefix: &str, name: &str) -> Response {
+pub(crate) async fn register_json(addr: SocketAddr, prefix: &str, name: &str) -> Response {
     let body = serde_json::json!({ "username": name }).to_string();
     http::request(
         addr,
@@ -42,7 +42,7 @@ pub async fn register_json(addr: SocketAddr, prefix: &str, name: &str) -> Respon
 }
 
 /// Registers `name` and returns its `Cookie` header value (`user_username=…`).
-pub async fn register(addr: SocketAddr, prefix: &str, name: &str) -> String {
+pub(crate) async fn register(addr: SocketAddr, prefix: &str, name: &str) -> String {
     let r = register_json(addr, prefix, name).await;
     assert_eq!(r.status, 200, "register {name}: {}", r.text());
     assert_eq!(r.text(), r#"{"status":"SUCCESS","message":""}"#);
@@ -50,26 +50,26 @@ pub async fn register(addr: SocketAddr, prefix: &str, name: &str) -> String {
 }
 
 /// The `name=value` part of a response's `Set-Cookie`.
-pub fn cookie_of(r: &Response) -> String {
+pub(crate) fn cookie_of(r: &Response) -> String {
     let set = r.header("set-cookie").expect("a Set-Cookie header");
     set.split(';').next().expect("a cookie pair").to_owned()
 }
 
 /// Opens `{prefix}/v1/connect` with `cookie`.
-pub async fn connect(addr: SocketAddr, prefix: &str, cookie: &str) -> Client {
+pub(crate) async fn connect(addr: SocketAddr, prefix: &str, cookie: &str) -> Client {
     ws::try_connect(addr, &format!("{prefix}/v1/connect"), &[("Cookie", cookie)])
         .await
         .unwrap_or_else(|e| panic!("connect with {cookie}: {e}"))
 }
 
 /// Registers `name` and brings it online.
-pub async fn online(addr: SocketAddr, name: &str) -> Client {
+pub(crate) async fn online(addr: SocketAddr, name: &str) -> Client {
     let cookie = register(addr, PREFIX, name).await;
     connect(addr, PREFIX, &cookie).await
 }
 
 /// Sends `{"target","type","payload"}` with `payload` as raw JSON text.
-pub async fn send(c: &mut Client, target: &str, kind: &str, payload: &str) {
+pub(crate) async fn send(c: &mut Client, target: &str, kind: &str, payload: &str) {
     c.send_text(&format!(
         r#"{{"target":"{target}","type":"{kind}","payload":{payload}}}"#
     ))
@@ -77,17 +77,18 @@ pub async fn send(c: &mut Client, target: &str, kind: &str, payload: &str) {
 }
 
 /// The frame `target` receives for that message from `from`.
-pub fn forwarded(from: &str, target: &str, kind: &str, payload: &str) -> String {
+pub(crate) fn forwarded(from: &str, target: &str, kind: &str, payload: &str) -> String {
     format!(
         "{{\"originator\":\"{from}\",\"target\":\"{target}\",\"type\":\"{kind}\",\"payload\":{payload}}}\n"
     )
 }
 
 /// What a sender hears when its target is not online.
-pub const NOT_FOUND: &str = "{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}\n";
+pub(crate) const NOT_FOUND: &str =
+    "{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}\n";
 
 /// Expects a close frame and returns its code and reason.
-pub async fn closed(c: &mut Client) -> (Option<u16>, String) {
+pub(crate) async fn closed(c: &mut Client) -> (Option<u16>, String) {
     match c.next().await {
         Event::Close(code, reason) => (code, reason),
         other => panic!("expected a close frame, got {other:?}"),
@@ -98,16 +99,20 @@ pub async fn closed(c: &mut Client) -> (Option<u16>, String) {
 /// then reads only when told (so it can play a peer that never reads or
 /// never answers pings).
 #[derive(Debug)]
-pub struct RawClient {
+pub(crate) struct RawClient {
     /// The stream after the 101.
-    pub stream: TcpStream,
+    pub(crate) stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl RawClient {
     /// Connects to `path` with `cookie` and waits for the 101.
-    pub async fn connect(addr: SocketAddr, path: &str, cookie: &str) -> RawClient {
-        let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+    pub(crate) async fn connect(addr: SocketAddr, path: &str, cookie: &str) -> RawClient {
+        // A small, fixed receive window (no autotuning up to tens of MiB), so
+        // a client that stops reading pushes back on the server quickly.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+        let mut stream = socket.connect(addr).await.expect("tcp connect");
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -133,7 +138,7 @@ impl RawClient {
     }
 
     /// Sends one masked frame.
-    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+    pub(crate) async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
         let mut f = vec![0x80 | opcode];
         let len = payload.len();
         if len < 126 {
@@ -163,7 +168,7 @@ impl RawClient {
     }
 
     /// The next frame's opcode and payload; `None` at the end of the stream.
-    pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+    pub(crate) async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         timeout(WAIT, async {
             if !self.fill(2).await {
                 return None;
@@ -174,7 +179,10 @@ impl RawClient {
                     if !self.fill(4).await {
                         return None;
                     }
-                    (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+                    (
+                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                        4,
+                    )
                 }
                 127 => {
                     if !self.fill(10).await {
@@ -198,7 +206,7 @@ impl RawClient {
     }
 
     /// Reads until a close frame; returns its code and reason.
-    pub async fn until_close(&mut self) -> Option<(u16, String)> {
+    pub(crate) async fn until_close(&mut self) -> Option<(u16, String)> {
         while let Some((op, p)) = self.read_frame().await {
             if op == 8 && p.len() >= 2 {
                 let reason = String::from_utf8_lossy(&p[2..]).into_owned();

@@ -6,8 +6,8 @@
 //!   under `CI=true` a missing dependency is a test failure, never a silent skip.
 //! - [`ServerProcess`]: the real `switchboard` binary, spawned with arguments or a TOML config,
 //!   its address read from its `listening on http://HOST:PORT` line, killed on drop. It does
-//!   not inherit `SWITCHBOARD_*` variables (the server reads those as config overrides and
-//!   rejects unknown ones, such as the test knobs `SWITCHBOARD_PYTHON`): pass them explicitly.
+//!   not inherit `SWITCHBOARD_*` variables (the server reads `SWITCHBOARD_<SECTION>_<KEY>` as
+//!   config overrides, so a developer's shell would leak into tests): pass them explicitly.
 //! - [`run_with_timeout`]: a child process bounded in time, its output collected.
 //! - [`TempDir`]: a scratch directory, removed on drop (kept when the test fails).
 //!

@@ -247,6 +247,8 @@ mod tests {
                 false,
                 false,
             ),
+            // England has no German name in the test database: the region takes
+            // the next preference, French, while city and country are German.
             (
                 &with_proxy,
                 Some("127.0.0.1"),

@@ -202,10 +202,12 @@ impl Pairing {
             .path()
             .strip_prefix(base.as_str())
             .unwrap_or_default();
+        // `%3D` for `=` and the like: the id is compared in its decoded form.
+        let decoded = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy();
         let target = if raw_id.is_empty() {
             Target::Create
         } else {
-            match ChannelId::parse(raw_id) {
+            match ChannelId::parse(&decoded) {
                 Ok(id) => Target::Join(id),
                 Err(e) => {
                     self.metrics.request(RequestKind::Error);

@@ -86,7 +86,10 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 impl Rtc {
     /// The registered user the request's cookie names.
-    pub(crate) async fn authenticate(&self, headers: &http::HeaderMap) -> Result<String, AuthError> {
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<String, AuthError> {
         let name = self.cfg.identities.name_of(headers)?;
         if self.store.name_exists(NAMESPACE, name).await? {
             Ok(name.to_owned())
@@ -122,11 +125,19 @@ impl Rtc {
                 );
             }
             Err(_) => {
-                return invalid(StatusCode::BAD_REQUEST, reason::INVALID_BODY, "invalid body");
+                return invalid(
+                    StatusCode::BAD_REQUEST,
+                    reason::INVALID_BODY,
+                    "invalid body",
+                );
             }
         };
         let Ok(name) = register::username(content_type.as_deref(), &body) else {
-            return invalid(StatusCode::BAD_REQUEST, reason::INVALID_BODY, "invalid body");
+            return invalid(
+                StatusCode::BAD_REQUEST,
+                reason::INVALID_BODY,
+                "invalid body",
+            );
         };
         if let Err(e) = check_name(&name) {
             let why = match e {
@@ -169,10 +180,8 @@ impl Rtc {
             Err(e) => {
                 codes::reject(e.label());
                 let mut r = text_response(StatusCode::UNAUTHORIZED, "Unauthorized");
-                r.headers_mut().insert(
-                    "clear-site-data",
-                    HeaderValue::from_static("\"cookies\""),
-                );
+                r.headers_mut()
+                    .insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
                 r
             }
         }

@@ -119,9 +119,19 @@ mod tests {
         }
         let wait = l.check(ip("192.0.2.1"), t0).unwrap_err();
         assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
-        assert_eq!(l.check(ip("192.0.2.2"), t0), Ok(()), "other addresses unaffected");
-        assert_eq!(l.check(ip("192.0.2.1"), t0 + Duration::from_secs(1)), Ok(()));
-        assert!(l.check(ip("192.0.2.1"), t0 + Duration::from_secs(1)).is_err());
+        assert_eq!(
+            l.check(ip("192.0.2.2"), t0),
+            Ok(()),
+            "other addresses unaffected"
+        );
+        assert_eq!(
+            l.check(ip("192.0.2.1"), t0 + Duration::from_secs(1)),
+            Ok(())
+        );
+        assert!(
+            l.check(ip("192.0.2.1"), t0 + Duration::from_secs(1))
+                .is_err()
+        );
     }
 
     #[test]
@@ -132,7 +142,10 @@ mod tests {
         assert!(l.check(ip("2001:db8:1:2:ffff::9"), t0).is_err());
         assert_eq!(l.check(ip("2001:db8:1:3::1"), t0), Ok(()));
         assert_eq!(l.check(ip("::ffff:192.0.2.9"), t0), Ok(()));
-        assert!(l.check(ip("192.0.2.9"), t0).is_err(), "mapped v4 is the v4 address");
+        assert!(
+            l.check(ip("192.0.2.9"), t0).is_err(),
+            "mapped v4 is the v4 address"
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub(crate) fn render(cfg: &RtcConfig) -> String {
     // safe inside a <script> element whatever the prefix holds.
     let mut base = String::new();
     push_json_string(&mut base, &cfg.prefix);
-    let signed = if cfg.identities.is_signed() { "true" } else { "false" };
+    let signed = if cfg.identities.is_signed() {
+        "true"
+    } else {
+        "false"
+    };
     TEMPLATE
         .replace("__SWITCHBOARD_RTC_BASE__", &base)
         .replace("__SWITCHBOARD_RTC_SIGNED__", signed)
@@ -58,8 +62,17 @@ mod tests {
         assert!(page.contains(r#"const BASE = "/rtc\u003c/script\u003e";"#));
         assert!(page.contains("const SIGNED = false;"));
         assert!(!page.contains("__SWITCHBOARD"));
-        assert!(!page.contains("http://") && !page.contains("https://"), "no CDN");
-        for needle in ["video-offer", "video-answer", "ice-candidate", "/v1/connect", "/v1/register"] {
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no CDN"
+        );
+        for needle in [
+            "video-offer",
+            "video-answer",
+            "ice-candidate",
+            "/v1/connect",
+            "/v1/register",
+        ] {
             assert!(page.contains(needle), "{needle}");
         }
         let signed = RtcConfig {

@@ -79,7 +79,10 @@ impl<'de> Visitor<'de> for JsonBodyVisitor {
 
 /// Decodes one `application/x-www-form-urlencoded` component.
 fn form_decode(s: &[u8]) -> String {
-    let plus: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let plus: Vec<u8> = s
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
     percent_encoding::percent_decode(&plus)
         .decode_utf8_lossy()
         .into_owned()
@@ -158,10 +161,7 @@ fn multipart_field(body: &[u8], boundary: &[u8]) -> Result<Option<String>, BodyE
         let named = head.lines().any(|l| {
             l.trim_start().starts_with("content-disposition:")
                 && l.split(';').any(|p| {
-                    p.trim()
-                        .strip_prefix("name=")
-                        .map(|n| n.trim_matches('"'))
-                        == Some("username")
+                    p.trim().strip_prefix("name=").map(|n| n.trim_matches('"')) == Some("username")
                 })
         });
         if named {
@@ -179,13 +179,21 @@ mod tests {
     fn bodies_table() {
         let json = Some(&b"application/json"[..]);
         let form = Some(&b"application/x-www-form-urlencoded"[..]);
-        let cases: &[(Option<&[u8]>, &str, Result<&str, BodyError>)] = &[
+        // (Content-Type, body, the name found)
+        type Case<'a> = (Option<&'a [u8]>, &'a str, Result<&'a str, BodyError>);
+        let cases: &[Case<'_>] = &[
             (json, r#"{"username":"alice"}"#, Ok("alice")),
-            (Some(b"Application/JSON; charset=utf-8"), r#"{"USERNAME":"bob"}"#, Ok("bob")),
+            (
+                Some(b"Application/JSON; charset=utf-8"),
+                r#"{"USERNAME":"bob"}"#,
+                Ok("bob"),
+            ),
             (json, r#"{"username":"a","UserName":"b","x":[1]}"#, Ok("b")),
             (json, r#"{"username":null}"#, Ok("")),
             (json, r#"{}"#, Ok("")),
             (json, "null", Ok("")),
+            // ASCII case folding only: Go would also fold the long s (U+017F).
+            (json, "{\"u\u{17f}ername\":\"x\"}", Ok("")),
             (json, r#"{"username":5}"#, Err(BodyError)),
             (json, r#"{"username":"a"} x"#, Err(BodyError)),
             (json, "", Err(BodyError)),
@@ -194,7 +202,11 @@ mod tests {
             (form, "x=1&Username=d%20e+f&username=g", Ok("d e f")),
             (form, "other=1", Ok("")),
             (Some(b"text/plain"), "username=x", Err(BodyError)),
-            (Some(b"application/xml"), "<u><username>x</username></u>", Err(BodyError)),
+            (
+                Some(b"application/xml"),
+                "<u><username>x</username></u>",
+                Err(BodyError),
+            ),
             (None, r#"{"username":"x"}"#, Err(BodyError)),
         ];
         for (ct, body, want) in cases {
@@ -212,7 +224,8 @@ mod tests {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nerin\r\n--XyZ--\r\n";
         assert_eq!(username(Some(ct), body.as_bytes()).as_deref(), Ok("erin"));
-        let none = "--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n--XyZ--\r\n";
+        let none =
+            "--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n--XyZ--\r\n";
         assert_eq!(username(Some(ct), none.as_bytes()).as_deref(), Ok(""));
         assert_eq!(username(Some(ct), b"garbage"), Err(BodyError));
         assert_eq!(

@@ -20,8 +20,8 @@ use metrics::counter;
 use switchboard_core::registry::Registration;
 use switchboard_core::{Claim, ClaimError, ConnId, Disconnect, Outbox, OutboxSender, Subscription};
 use switchboard_edge::socket::{Handler, Inbound};
-use switchboard_edge::upgrade::{self, HandshakeError};
 use switchboard_edge::text_response;
+use switchboard_edge::upgrade::{self, HandshakeError};
 
 use super::codes::{self, reason};
 use super::{NAMESPACE, Rtc, SERVICE, http_error, topic, wire};
@@ -135,10 +135,17 @@ impl Session {
 impl Handler for Session {
     async fn on_message(&mut self, msg: Inbound) -> Result<(), Disconnect> {
         let (Inbound::Text(bytes) | Inbound::Binary(bytes)) = msg;
-        let m = wire::parse(&bytes).map_err(|e| {
-            codes::reject(reason::BAD_JSON);
-            codes::bad_json(&e.to_string())
-        })?;
+        let m = match wire::parse(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                codes::reject(reason::BAD_JSON);
+                let end = codes::bad_json(&e.to_string());
+                // Closing the outbox frees the name now, not after the close
+                // handshake: a reconnect right after the close frame succeeds.
+                self.outbox.close(end.clone());
+                return Err(end);
+            }
+        };
         if m.target.is_empty() {
             self.not_found(reason::MISSING_TARGET);
             return Ok(());

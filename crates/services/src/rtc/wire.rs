@@ -136,7 +136,11 @@ pub fn forward(originator: &str, m: &Inbound<'_>, newline: bool) -> Frame {
 /// The answer to a message whose target is not online.
 pub fn target_not_found(newline: bool) -> Frame {
     const WITH: &str = "{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}\n";
-    let text = if newline { WITH } else { &WITH[..WITH.len() - 1] };
+    let text = if newline {
+        WITH
+    } else {
+        &WITH[..WITH.len() - 1]
+    };
     Frame::Text(Bytes::from_static(text.as_bytes()))
 }
 
@@ -165,9 +169,19 @@ mod tests {
                 "",
                 Some("1"),
             ),
-            (r#"{"target":null,"type":null,"payload":null}"#, "", "", Some("null")),
+            (
+                r#"{"target":null,"type":null,"payload":null}"#,
+                "",
+                "",
+                Some("null"),
+            ),
             (r#"{"payload":[1, 2 ,3]}"#, "", "", Some("[1, 2 ,3]")),
-            (r#"{"payload":12345678901234567890}"#, "", "", Some("12345678901234567890")),
+            (
+                r#"{"payload":12345678901234567890}"#,
+                "",
+                "",
+                Some("12345678901234567890"),
+            ),
             (r#"{"payload":"<x> & y"}"#, "", "", Some(r#""<x> & y""#)),
             (r#"{"target":"x"}{"target":"y"}"#, "x", "", None),
             (" \n{\"target\":\"\\u0062ob\"} trailing", "bob", "", None),
@@ -247,11 +261,15 @@ mod tests {
     fn target_not_found_matches_the_original() {
         assert_eq!(
             target_not_found(true).payload(),
-            &Bytes::from_static(b"{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}\n")
+            &Bytes::from_static(
+                b"{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}\n"
+            )
         );
         assert_eq!(
             target_not_found(false).payload(),
-            &Bytes::from_static(b"{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}")
+            &Bytes::from_static(
+                b"{\"target\":\"\",\"type\":\"TARGET_NOT_FOUND\",\"payload\":null}"
+            )
         );
     }
 }
