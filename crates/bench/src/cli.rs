@@ -96,6 +96,9 @@ pub enum Scenario {
     /// Connections opened and closed at a steady rate: handshake latency and
     /// errors.
     Churn(ChurnArgs),
+    /// Pairs of registered users negotiating WebRTC calls through the rtc
+    /// service: messages relayed per second and relay latency.
+    Rtc(crate::scenario::rtc::RtcArgs),
 }
 
 /// How messages are published.

@@ -109,7 +109,10 @@ impl Registry {
     ) -> Result<Claim, ClaimError> {
         let mut claims = lock(&self.inner.claims);
         let k = (namespace, key.to_owned());
-        if claims.get(&k).is_some_and(|(_, holder)| !holder.is_closed()) {
+        if claims
+            .get(&k)
+            .is_some_and(|(_, holder)| !holder.is_closed())
+        {
             return Err(ClaimError::Taken);
         }
         claims.insert(k.clone(), (conn, outbox));

@@ -88,7 +88,7 @@ impl Bound {
     pub async fn bind(addr: &ListenAddr) -> Result<Self, ListenError> {
         match addr {
             ListenAddr::Tcp(a) => {
-                TcpListener::bind(a.as_str())
+                bind_tcp(a)
                     .await
                     .map(Bound::Tcp)
                     .map_err(|source| ListenError::Bind {
@@ -132,6 +132,32 @@ impl Bound {
             Bound::Unix(..) => None,
         }
     }
+}
+
+/// The accept backlog asked of the kernel (which caps it at `net.core.somaxconn`).
+/// mio's default of 128 drops SYNs when thousands of clients connect at once.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+async fn bind_tcp(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "address resolved to nothing",
+        )
+    }))
 }
 
 /// Accepts connections on `listener` and serves `router` on each until

@@ -182,6 +182,12 @@ pub async fn run<S, H>(
         }
     };
 
+    // Close the outbox first: whoever holds a claim or subscription on this
+    // connection sees it closed at once, before the close handshake below.
+    let ended = match &end {
+        End::Server(d) | End::Codec(d) | End::Peer(d) => d.clone(),
+    };
+    outbox.sender().close(ended);
     let reason = match end {
         End::Server(d) => {
             let code = CloseCode::try_from(d.code()).unwrap_or(CloseCode::POLICY_VIOLATION);

@@ -75,12 +75,21 @@ impl App {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         };
-        let pubsub = config
-            .pubsub
-            .enabled
-            .then(|| Pubsub::new(config.pubsub.service_config(), relay.clone(), registry.clone(), socket.clone()));
+        let pubsub = config.pubsub.enabled.then(|| {
+            Pubsub::new(
+                config.pubsub.service_config(),
+                relay.clone(),
+                registry.clone(),
+                socket.clone(),
+            )
+        });
         let pairing = config.pairing.enabled.then(|| {
-            Pairing::new(config.pairing.service_config(&config.server), relay.clone(), registry.clone(), socket.clone())
+            Pairing::new(
+                config.pairing.service_config(&config.server),
+                relay.clone(),
+                registry.clone(),
+                socket.clone(),
+            )
         });
         let store = if config.rtc.enabled {
             let url = config.store.resolved_url();
@@ -92,10 +101,18 @@ impl App {
         };
         let rtc = match &store {
             Some(store) if config.rtc.enabled => {
-                let proxies = switchboard_edge::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)
-                    .map_err(|e| crate::config::invalid("server.trusted_proxies", e.to_string()))?;
+                let proxies = switchboard_edge::client_ip::TrustedProxies::parse(
+                    &config.server.trusted_proxies,
+                )
+                .map_err(|e| crate::config::invalid("server.trusted_proxies", e.to_string()))?;
                 let rtc_cfg = config.rtc.service_config(proxies)?;
-                Some(Rtc::new(rtc_cfg, relay.clone(), registry.clone(), store.clone(), socket.clone()))
+                Some(Rtc::new(
+                    rtc_cfg,
+                    relay.clone(),
+                    registry.clone(),
+                    store.clone(),
+                    socket.clone(),
+                ))
             }
             _ => None,
         };
@@ -136,8 +153,14 @@ impl App {
             } else {
                 router = router
                     .route(prefix, any(Rtc::handle).with_state(rtc.clone()))
-                    .route(&format!("{prefix}/"), any(Rtc::handle).with_state(rtc.clone()))
-                    .route(&format!("{prefix}/{{*path}}"), any(Rtc::handle).with_state(rtc.clone()));
+                    .route(
+                        &format!("{prefix}/"),
+                        any(Rtc::handle).with_state(rtc.clone()),
+                    )
+                    .route(
+                        &format!("{prefix}/{{*path}}"),
+                        any(Rtc::handle).with_state(rtc.clone()),
+                    );
             }
         }
         if let Some(pubsub) = &self.pubsub {
@@ -146,8 +169,14 @@ impl App {
                 router = router.fallback(any(Pubsub::handle).with_state(pubsub.clone()));
             } else {
                 router = router
-                    .route(&format!("{prefix}/"), any(Pubsub::handle).with_state(pubsub.clone()))
-                    .route(&format!("{prefix}/{{*channel}}"), any(Pubsub::handle).with_state(pubsub.clone()));
+                    .route(
+                        &format!("{prefix}/"),
+                        any(Pubsub::handle).with_state(pubsub.clone()),
+                    )
+                    .route(
+                        &format!("{prefix}/{{*channel}}"),
+                        any(Pubsub::handle).with_state(pubsub.clone()),
+                    );
             }
         }
         router
@@ -176,21 +205,36 @@ impl App {
         }
         if self.pubsub.is_some() {
             let ws = base.replacen("http", "ws", 1);
-            out.push(("pubsub".into(), format!("{ws}{}/<channel>", self.config.pubsub.prefix)));
+            out.push((
+                "pubsub".into(),
+                format!("{ws}{}/<channel>", self.config.pubsub.prefix),
+            ));
         }
         if self.pairing.is_some() {
             let ws = base.replacen("http", "ws", 1);
-            out.push(("pairing".into(), format!("{ws}{}/v1/ws/", self.config.pairing.prefix)));
+            out.push((
+                "pairing".into(),
+                format!("{ws}{}/v1/ws/", self.config.pairing.prefix),
+            ));
         }
         if self.rtc.is_some() {
             let p = &self.config.rtc.prefix;
-            out.push(("rtc".into(), format!("{base}{p}/v1/register, {}{p}/v1/connect", base.replacen("http", "ws", 1))));
+            out.push((
+                "rtc".into(),
+                format!(
+                    "{base}{p}/v1/register, {}{p}/v1/connect",
+                    base.replacen("http", "ws", 1)
+                ),
+            ));
             if self.config.rtc.call_page {
                 out.push(("call".into(), format!("{base}{p}/call")));
             }
         }
         if self.config.echo.enabled {
-            out.push(("echo".into(), format!("{}/echo", base.replacen("http", "ws", 1))));
+            out.push((
+                "echo".into(),
+                format!("{}/echo", base.replacen("http", "ws", 1)),
+            ));
         }
         out
     }
@@ -240,8 +284,14 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     accept.wait().await;
     app.tracker.close();
     let grace = Duration::from_secs(app.config.server.shutdown_timeout_secs);
-    if tokio::time::timeout(grace, app.tracker.wait()).await.is_err() {
-        tracing::warn!(remaining = app.registry.len(), "shutdown timeout: dropping remaining connections");
+    if tokio::time::timeout(grace, app.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = app.registry.len(),
+            "shutdown timeout: dropping remaining connections"
+        );
     }
     if let Some(store) = &app.store
         && let Err(e) = store.close().await

@@ -52,7 +52,10 @@ pub fn router(app: App) -> Router {
     let page_app = app.clone();
     Router::new()
         .route("/", get(move || async move { page(&page_app) }))
-        .route("/api/stats", get(move || async move { Json(stats(&app)).into_response() }))
+        .route(
+            "/api/stats",
+            get(move || async move { Json(stats(&app)).into_response() }),
+        )
 }
 
 fn page(app: &App) -> Html<String> {

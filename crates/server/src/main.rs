@@ -11,6 +11,12 @@ use switchboard::persona::{channelserver, goflag::FlagError, pinghub, signal_ser
 use switchboard::{App, Config};
 
 /// Switchboard: one realtime WebSocket relay for several protocols.
+/// jemalloc keeps each size class in its own slabs and writes no headers next to
+/// allocations, so the untouched part of a connection's read buffer stays out of
+/// RSS (glibc's heap touches a page per connection there; see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -159,7 +165,10 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("switchboard: cannot start the runtime: {e}");
@@ -191,7 +200,10 @@ fn main() -> ExitCode {
             }
         }
         if let Some(o) = &ops {
-            banner.push_str(&format!("switchboard: ops on {}/metrics and /healthz\n", o.url()));
+            banner.push_str(&format!(
+                "switchboard: ops on {}/metrics and /healthz\n",
+                o.url()
+            ));
         }
         if persona.is_some() {
             // A persona's stdout carries its log format only: the banner becomes log lines.
@@ -218,7 +230,10 @@ fn main() -> ExitCode {
 /// Cancels `shutdown` on SIGTERM or SIGINT.
 async fn signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

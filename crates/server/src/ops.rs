@@ -21,6 +21,10 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
 
 /// Sets the gauges that are read from live state rather than counted.
 pub fn refresh_gauges(app: &App) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!("switchboard_runtime_alive_tasks")
+            .set(rt.metrics().num_alive_tasks() as f64);
+    }
     metrics::gauge!("switchboard_connections").set(app.registry.len() as f64);
     for (svc, n) in app.registry.count_by_service() {
         metrics::gauge!("switchboard_service_connections", "service" => svc).set(n as f64);

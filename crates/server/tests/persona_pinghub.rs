@@ -24,9 +24,23 @@ async fn serves_channels_at_the_root_with_go_style_flags() {
 
 #[tokio::test]
 async fn origin_flag_pins_the_websocket_origin() {
-    let server = ServerProcess::start(["pinghub", "-addr", "127.0.0.1:0", "-mport=0", "-origin=https://example.com"]);
-    assert!(ws::try_connect(server.addr(), "/x", &[("Origin", "https://example.com")]).await.is_ok());
-    assert!(ws::try_connect(server.addr(), "/x", &[("Origin", "https://example.net")]).await.is_err());
+    let server = ServerProcess::start([
+        "pinghub",
+        "-addr",
+        "127.0.0.1:0",
+        "-mport=0",
+        "-origin=https://example.com",
+    ]);
+    assert!(
+        ws::try_connect(server.addr(), "/x", &[("Origin", "https://example.com")])
+            .await
+            .is_ok()
+    );
+    assert!(
+        ws::try_connect(server.addr(), "/x", &[("Origin", "https://example.net")])
+            .await
+            .is_err()
+    );
 }
 
 #[test]
@@ -36,7 +50,10 @@ fn unknown_flags_fail_like_go() {
         Duration::from_secs(20),
     );
     assert_eq!(out.status.and_then(|s| s.code()), Some(2));
-    assert!(out.stderr_tail(20).contains("flag provided but not defined: -bogus"));
+    assert!(
+        out.stderr_tail(20)
+            .contains("flag provided but not defined: -bogus")
+    );
 }
 
 #[tokio::test]
@@ -48,7 +65,9 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     for c in [&mut a, &mut b] {
         assert_eq!(c.closed().await.0, Some(1001));
     }
-    let status = server.wait_exit(Duration::from_secs(20)).expect("exits after SIGTERM");
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -70,17 +89,24 @@ async fn unix_socket_addr_and_log_file() {
         .spawn()
         .expect("spawn");
     // The banner line says the listener is up.
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
     let banner = lines.next().expect("a banner line").expect("readable");
     assert!(banner.contains("listening on unix:"), "{banner}");
-    let mut s = tokio::net::UnixStream::connect(&sock).await.expect("connect to the unix socket");
+    let mut s = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect to the unix socket");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
         .await
         .expect("write");
     let mut resp = String::new();
     s.read_to_string(&mut resp).await.expect("read");
-    assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with("OK\n"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.ends_with("OK\n"),
+        "{resp}"
+    );
     let kill = std::process::Command::new("kill")
         .args(["-s", "TERM", &child.id().to_string()])
         .status()
@@ -109,6 +135,10 @@ async fn mport_serves_prometheus_metrics_on_loopback() {
     assert!(addr.ip().is_loopback(), "metrics bind to loopback");
     let m = http::get(addr, "/metrics").await;
     assert_eq!(m.status, 200);
-    assert!(m.text().contains("switchboard_pubsub_drops_total 1"), "{}", m.text());
+    assert!(
+        m.text().contains("switchboard_pubsub_drops_total 1"),
+        "{}",
+        m.text()
+    );
     assert_eq!(http::get(addr, "/healthz").await.text(), "ok\n");
 }

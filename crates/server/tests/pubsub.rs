@@ -27,7 +27,14 @@ async fn post_publishes_with_pinghubs_reply() {
     let h = start(config(|_| {})).await;
     let mut a = ws::connect(h.addr, "/pubsub/chan/a").await;
     let mut b = ws::connect(h.addr, "/pubsub/chan/a").await;
-    let r = http::request(h.addr, "POST", "/pubsub/chan/a", &[("Content-Type", "application/json")], "héllo ✓".as_bytes()).await;
+    let r = http::request(
+        h.addr,
+        "POST",
+        "/pubsub/chan/a",
+        &[("Content-Type", "application/json")],
+        "héllo ✓".as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.body, b"OK\n");
@@ -62,7 +69,10 @@ async fn channel_is_the_decoded_path_and_the_query_is_ignored() {
     let h = start(config(|_| {})).await;
     let mut q = ws::connect(h.addr, "/pubsub/q?x=1").await;
     let mut slash = ws::connect(h.addr, "/pubsub/a%2Fb").await;
-    assert_eq!(http::post(h.addr, "/pubsub/q?y=2", b"one").await.status, 200);
+    assert_eq!(
+        http::post(h.addr, "/pubsub/q?y=2", b"one").await.status,
+        200
+    );
     assert_eq!(q.text().await, "one");
     assert_eq!(http::post(h.addr, "/pubsub/a/b", b"two").await.status, 200);
     assert_eq!(slash.text().await, "two");
@@ -75,7 +85,10 @@ async fn bad_paths_get_pinghubs_400s_for_every_method() {
     for path in ["/pubsub/%FF", "/pubsub/%ED%A0%80"] {
         let r = http::get(h.addr, path).await;
         assert_eq!(r.status, 400, "{path}");
-        assert_eq!(r.text(), "Error: bad request. Path must be valid Unicode (UTF-8).\n");
+        assert_eq!(
+            r.text(),
+            "Error: bad request. Path must be valid Unicode (UTF-8).\n"
+        );
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(http::post(h.addr, path, b"x").await.status, 400);
     }
@@ -84,9 +97,15 @@ async fn bad_paths_get_pinghubs_400s_for_every_method() {
     assert_eq!(http::get(h.addr, &ok).await.status, 200);
     let r = http::get(h.addr, &long).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.text(), "Error: bad request. Path length must be 1-256 Unicode characters (UTF-8).\n");
+    assert_eq!(
+        r.text(),
+        "Error: bad request. Path length must be 1-256 Unicode characters (UTF-8).\n"
+    );
     let refused = ws::try_connect(h.addr, &long, &[]).await;
-    assert!(refused.is_err(), "a WebSocket to a bad path must not upgrade");
+    assert!(
+        refused.is_err(),
+        "a WebSocket to a bad path must not upgrade"
+    );
     let ok_e = format!("/pubsub/{}", "%C3%A9".repeat(255));
     assert!(ws::try_connect(h.addr, &ok_e, &[]).await.is_ok());
     h.shutdown().await;
@@ -133,12 +152,32 @@ async fn other_methods_get_405() {
 
 #[tokio::test]
 async fn a_pinned_origin_follows_pinghubs_rule() {
-    let h = start(config(|c| c.pubsub.origins = vec!["https://example.com".into()])).await;
-    for ok in ["https://example.com", "https://example.com/some/path?x", "https://user@example.com"] {
-        assert!(ws::try_connect(h.addr, "/pubsub/o", &[("Origin", ok)]).await.is_ok(), "{ok}");
+    let h = start(config(|c| {
+        c.pubsub.origins = vec!["https://example.com".into()]
+    }))
+    .await;
+    for ok in [
+        "https://example.com",
+        "https://example.com/some/path?x",
+        "https://user@example.com",
+    ] {
+        assert!(
+            ws::try_connect(h.addr, "/pubsub/o", &[("Origin", ok)])
+                .await
+                .is_ok(),
+            "{ok}"
+        );
     }
-    assert!(ws::try_connect(h.addr, "/pubsub/o", &[]).await.is_ok(), "missing Origin");
-    for bad in ["https://example.com:443", "https://EXAMPLE.com", "http://example.com", "null"] {
+    assert!(
+        ws::try_connect(h.addr, "/pubsub/o", &[]).await.is_ok(),
+        "missing Origin"
+    );
+    for bad in [
+        "https://example.com:443",
+        "https://EXAMPLE.com",
+        "http://example.com",
+        "null",
+    ] {
         let r = http::request(
             h.addr,
             "GET",
@@ -156,7 +195,18 @@ async fn a_pinned_origin_follows_pinghubs_rule() {
         assert_eq!((r.status, r.text().as_str()), (403, "Forbidden\n"), "{bad}");
     }
     // POST is not origin-checked, as in Pinghub.
-    assert_eq!(http::request(h.addr, "POST", "/pubsub/o", &[("Origin", "https://evil.example")], b"x").await.status, 200);
+    assert_eq!(
+        http::request(
+            h.addr,
+            "POST",
+            "/pubsub/o",
+            &[("Origin", "https://evil.example")],
+            b"x"
+        )
+        .await
+        .status,
+        200
+    );
     h.shutdown().await;
 }
 
@@ -202,7 +252,12 @@ async fn difference_invalid_utf8_post_is_400() {
 async fn difference_post_bodies_are_limited_with_413() {
     let h = start(config(|_| {})).await;
     let mut a = ws::connect(h.addr, "/pubsub/p").await;
-    assert_eq!(http::post(h.addr, "/pubsub/p", "x".repeat(65536).as_bytes()).await.status, 200);
+    assert_eq!(
+        http::post(h.addr, "/pubsub/p", "x".repeat(65536).as_bytes())
+            .await
+            .status,
+        200
+    );
     assert_eq!(a.text().await.len(), 65536);
     let r = http::post(h.addr, "/pubsub/p", "x".repeat(65537).as_bytes()).await;
     assert_eq!(r.status, 413);
@@ -229,10 +284,24 @@ async fn difference_subscribed_before_the_101() {
     for i in 0..50 {
         let mut c = ws::connect(h.addr, "/pubsub/race").await;
         let body = format!("m{i}");
-        assert_eq!(http::post(h.addr, "/pubsub/race", body.as_bytes()).await.status, 200);
+        assert_eq!(
+            http::post(h.addr, "/pubsub/race", body.as_bytes())
+                .await
+                .status,
+            200
+        );
         assert_eq!(c.text().await, body);
     }
-    assert_eq!(h.app.pubsub.as_ref().unwrap().stats().drops.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        h.app
+            .pubsub
+            .as_ref()
+            .unwrap()
+            .stats()
+            .drops
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     h.shutdown().await;
 }
 
@@ -274,7 +343,11 @@ async fn difference_concurrent_posts_are_never_lost_and_keep_one_order() {
         let got = r.await.unwrap();
         assert_eq!(got.len(), 800);
         for p in 0..4 {
-            let mine: Vec<_> = got.iter().filter(|m| m.starts_with(&format!("{p}-"))).cloned().collect();
+            let mine: Vec<_> = got
+                .iter()
+                .filter(|m| m.starts_with(&format!("{p}-")))
+                .cloned()
+                .collect();
             let want: Vec<_> = (0..200).map(|i| format!("{p}-{i}")).collect();
             assert_eq!(mine, want, "poster {p} in order, none lost");
         }
@@ -297,7 +370,10 @@ async fn difference_concurrent_join_and_leave_neither_crashes_nor_leaks() {
                     let mut c = ws::connect(addr, "/pubsub/churn").await;
                     c.send_text("x").await;
                     c.close(1000, "bye").await;
-                    assert!(matches!(c.until_closed().await, Some((Some(1000), _)) | None));
+                    assert!(matches!(
+                        c.until_closed().await,
+                        Some((Some(1000), _)) | None
+                    ));
                 }
             })
         })
@@ -308,10 +384,14 @@ async fn difference_concurrent_join_and_leave_neither_crashes_nor_leaks() {
     for t in tasks {
         t.await.unwrap();
     }
-    h.eventually("every connection gone", |app| app.registry.is_empty()).await;
+    h.eventually("every connection gone", |app| app.registry.is_empty())
+        .await;
     assert_eq!(h.app.pubsub.as_ref().unwrap().channel_count(), 0);
     let mut c = ws::connect(h.addr, "/pubsub/churn").await;
-    assert_eq!(http::post(h.addr, "/pubsub/churn", b"alive").await.status, 200);
+    assert_eq!(
+        http::post(h.addr, "/pubsub/churn", b"alive").await.status,
+        200
+    );
     assert_eq!(c.text().await, "alive");
     h.shutdown().await;
 }
@@ -319,7 +399,15 @@ async fn difference_concurrent_join_and_leave_neither_crashes_nor_leaks() {
 #[tokio::test]
 async fn difference_a_post_without_subscribers_is_counted_as_dropped() {
     let h = start(config(|_| {})).await;
-    let stats = || h.app.pubsub.as_ref().unwrap().stats().drops.load(std::sync::atomic::Ordering::Relaxed);
+    let stats = || {
+        h.app
+            .pubsub
+            .as_ref()
+            .unwrap()
+            .stats()
+            .drops
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     let before = stats();
     assert_eq!(http::post(h.addr, "/pubsub/nobody", b"x").await.status, 200);
     assert_eq!(stats(), before + 1);
@@ -347,15 +435,38 @@ async fn difference_a_slow_subscriber_gets_close_1013_and_others_get_everything(
         }
     });
     let mut sent = 0;
-    let slow_count = || h.app.pubsub.as_ref().unwrap().stats().slow_consumers.load(std::sync::atomic::Ordering::Relaxed);
+    let slow_count = || {
+        h.app
+            .pubsub
+            .as_ref()
+            .unwrap()
+            .stats()
+            .slow_consumers
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     while slow_count() == 0 {
         assert!(sent < 5000, "the slow subscriber was never disconnected");
-        assert_eq!(http::post(h.addr, "/pubsub/slow", payload.as_bytes()).await.status, 200);
+        assert_eq!(
+            http::post(h.addr, "/pubsub/slow", payload.as_bytes())
+                .await
+                .status,
+            200
+        );
         sent += 1;
     }
-    assert_eq!(http::post(h.addr, "/pubsub/slow", b"done").await.status, 200);
-    assert_eq!(reader.await.unwrap(), sent, "the fast subscriber got every message");
-    let close = slow.until_close().await.expect("a close frame, not a silent drop");
+    assert_eq!(
+        http::post(h.addr, "/pubsub/slow", b"done").await.status,
+        200
+    );
+    assert_eq!(
+        reader.await.unwrap(),
+        sent,
+        "the fast subscriber got every message"
+    );
+    let close = slow
+        .until_close()
+        .await
+        .expect("a close frame, not a silent drop");
     assert_eq!(close.close_code(), Some(1013));
     assert!(String::from_utf8_lossy(&close.payload[2..]).contains("slow"));
     h.shutdown().await;
@@ -405,7 +516,10 @@ async fn shutdown_closes_every_socket_with_1001_and_refuses_new_ones() {
         assert_eq!(reason, "server shutting down");
     }
     h.shutdown().await;
-    assert!(ws::try_connect(addr, "/pubsub/s", &[]).await.is_err(), "no new sockets after shutdown");
+    assert!(
+        ws::try_connect(addr, "/pubsub/s", &[]).await.is_err(),
+        "no new sockets after shutdown"
+    );
 }
 
 #[tokio::test]
@@ -414,7 +528,10 @@ async fn unix_socket_listener_serves_and_removes_its_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("pubsub.sock");
     let p = path.to_str().unwrap().to_owned();
-    let h = start(config(|c| c.server.listen = vec!["127.0.0.1:0".into(), p.clone()])).await;
+    let h = start(config(|c| {
+        c.server.listen = vec!["127.0.0.1:0".into(), p.clone()]
+    }))
+    .await;
     let mut sub = ws::connect(h.addr, "/pubsub/unix").await;
     let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -436,7 +553,10 @@ async fn console_lists_services_and_serves_live_counters() {
     let page = http::get(h.addr, "/").await;
     assert_eq!(page.status, 200);
     let text = page.text();
-    assert!(text.contains("pubsub") && text.contains("/pubsub/demo"), "links to the demo page");
+    assert!(
+        text.contains("pubsub") && text.contains("/pubsub/demo"),
+        "links to the demo page"
+    );
     let _c = ws::connect(h.addr, "/pubsub/demo").await;
     let s = http::get(h.addr, "/api/stats").await;
     assert_eq!(s.status, 200);

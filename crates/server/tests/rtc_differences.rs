@@ -531,17 +531,29 @@ async fn the_call_page_is_served_natively_and_self_contained() {
 async fn difference_a_failing_store_answers_503_and_closes_1013() {
     let h = start(rtc_config(|_| {})).await;
     let cookie = register(h.addr, PREFIX, "before").await;
-    h.app.store.as_ref().expect("rtc opened a store").close().await.expect("close the store");
+    h.app
+        .store
+        .as_ref()
+        .expect("rtc opened a store")
+        .close()
+        .await
+        .expect("close the store");
     let r = register_json(h.addr, PREFIX, "after").await;
     assert_eq!(
         (r.status, r.text().as_str()),
-        (503, r#"{"status":"ERROR","message":"registration is unavailable, try again later"}"#)
+        (
+            503,
+            r#"{"status":"ERROR","message":"registration is unavailable, try again later"}"#
+        )
     );
     let r = http::request(h.addr, "GET", "/rtc/v1/user", &[("Cookie", &cookie)], b"").await;
     assert_eq!(r.status, 503, "not a 401: the cookie must not be cleared");
     assert_eq!(r.header("clear-site-data"), None);
     let mut c = connect(h.addr, PREFIX, &cookie).await;
-    assert_eq!(closed(&mut c).await, (Some(1013), "store unavailable, try again later".into()));
+    assert_eq!(
+        closed(&mut c).await,
+        (Some(1013), "store unavailable, try again later".into())
+    );
     h.shutdown().await;
 }
 
@@ -549,10 +561,30 @@ async fn difference_a_failing_store_answers_503_and_closes_1013() {
 async fn difference_registration_bodies_are_limited_to_64_kib_and_xml_is_not_read() {
     let h = start(rtc_config(|_| {})).await;
     let big = format!(r#"{{"username":"x","pad":"{}"}}"#, "p".repeat(64 * 1024));
-    let r = http::request(h.addr, "POST", "/rtc/v1/register", &[("Content-Type", "application/json")], big.as_bytes()).await;
-    assert_eq!((r.status, r.text().as_str()), (413, r#"{"status":"INVALID","message":"body too large"}"#));
+    let r = http::request(
+        h.addr,
+        "POST",
+        "/rtc/v1/register",
+        &[("Content-Type", "application/json")],
+        big.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (413, r#"{"status":"INVALID","message":"body too large"}"#)
+    );
     let xml = b"<RegisterRequest><username>x</username></RegisterRequest>";
-    let r = http::request(h.addr, "POST", "/rtc/v1/register", &[("Content-Type", "application/xml")], xml).await;
-    assert_eq!((r.status, r.text().as_str()), (400, r#"{"status":"INVALID","message":"invalid body"}"#));
+    let r = http::request(
+        h.addr,
+        "POST",
+        "/rtc/v1/register",
+        &[("Content-Type", "application/xml")],
+        xml,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"status":"INVALID","message":"invalid body"}"#)
+    );
     h.shutdown().await;
 }

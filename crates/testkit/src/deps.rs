@@ -11,7 +11,9 @@ pub fn in_ci() -> bool {
 /// Reports a missing dependency: panics under CI, otherwise prints a loud
 /// notice and returns `false` so the caller can return early.
 pub fn missing(test: &str, what: &str) -> bool {
-    let msg = format!("{test}: SKIPPED — {what} is not available. Install it, or run .ci/run; with CI=true this is a failure.");
+    let msg = format!(
+        "{test}: SKIPPED — {what} is not available. Install it, or run .ci/run; with CI=true this is a failure."
+    );
     if in_ci() {
         panic!("{msg}");
     }

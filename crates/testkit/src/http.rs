@@ -24,7 +24,10 @@ impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as UTF-8 text (lossy).
@@ -34,7 +37,13 @@ impl Response {
 }
 
 /// Sends `method path` with `headers` and `body` (adds Host, Content-Length and `Connection: close`).
-pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -111,5 +120,9 @@ fn parse(buf: &[u8]) -> Response {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let body = buf.get(end + 4..).unwrap_or_default().to_vec();
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }

@@ -22,7 +22,8 @@ pub struct RawFrame {
 impl RawFrame {
     /// For a close frame: its code, if it has one.
     pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == 8 && self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+        (self.opcode == 8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
     }
 }
 
@@ -45,7 +46,10 @@ impl RawWs {
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        stream.write_all(req.as_bytes()).await.expect("write handshake");
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("write handshake");
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
         let end = loop {
@@ -86,7 +90,9 @@ impl RawWs {
 
     /// Reads the next frame; `None` when the TCP connection ends.
     pub async fn read_frame(&mut self) -> Option<RawFrame> {
-        timeout(WAIT, self.read_frame_inner()).await.expect("no frame in time")
+        timeout(WAIT, self.read_frame_inner())
+            .await
+            .expect("no frame in time")
     }
 
     async fn fill(&mut self, n: usize) -> bool {

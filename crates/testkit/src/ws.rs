@@ -32,7 +32,11 @@ pub struct Client {
 }
 
 /// Connects to `ws://{addr}{path}` with extra headers; returns the handshake error text on refusal.
-pub async fn try_connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Client, String> {
+pub async fn try_connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Client, String> {
     let mut b = ClientBuilder::new()
         .uri(&format!("ws://{addr}{path}"))
         .map_err(|e| e.to_string())?
@@ -73,7 +77,10 @@ impl Client {
 
     /// Sends any message.
     pub async fn send(&mut self, m: Message) {
-        if let Err(e) = timeout(WAIT, self.ws.send(m)).await.expect("send timed out") {
+        if let Err(e) = timeout(WAIT, self.ws.send(m))
+            .await
+            .expect("send timed out")
+        {
             panic!("send failed: {e}");
         }
     }

@@ -175,7 +175,10 @@ pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigEr
 
 pub(crate) fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError> {
     if !p.is_empty() && (!p.starts_with('/') || p.ends_with('/')) {
-        return Err(invalid(key, "must be empty or start with '/' and not end with '/'"));
+        return Err(invalid(
+            key,
+            "must be empty or start with '/' and not end with '/'",
+        ));
     }
     Ok(())
 }
@@ -195,7 +198,10 @@ impl Config {
     }
 
     /// Loads `path` (if any), applies the environment overrides from `env`, and validates.
-    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let text = match path {
             Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.display().to_string(),
@@ -203,7 +209,8 @@ impl Config {
             })?,
             None => String::new(),
         };
-        let mut value: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut value: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         // Parse once without overrides so file errors name the file's key.
         let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let applied = apply_env(&mut value, env)?;
@@ -211,8 +218,12 @@ impl Config {
         let mut cfg: Config = toml::from_str(&merged).map_err(|e| {
             let msg = e.to_string();
             // Name the environment variable when the bad key came from one.
-            match applied.iter().find(|(_, key)| msg.contains(&format!("`{key}`")) || msg.contains(&format!("{key} ="))) {
-                Some((var, _)) => ConfigError::Parse(format!("{msg} (set by environment variable {var})")),
+            match applied.iter().find(|(_, key)| {
+                msg.contains(&format!("`{key}`")) || msg.contains(&format!("{key} ="))
+            }) {
+                Some((var, _)) => {
+                    ConfigError::Parse(format!("{msg} (set by environment variable {var})"))
+                }
                 None => ConfigError::Parse(msg),
             }
         })?;
@@ -226,7 +237,10 @@ impl Config {
     /// Checks every value that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.listen.is_empty() {
-            return Err(invalid("server.listen", "at least one listener is required"));
+            return Err(invalid(
+                "server.listen",
+                "at least one listener is required",
+            ));
         }
         for l in &self.server.listen {
             ListenAddr::parse(l).map_err(|e| invalid("server.listen", e.to_string()))?;
@@ -237,15 +251,20 @@ impl Config {
             return Err(invalid("server.hub_shards", "must be at least 1"));
         }
         if self.ops.enabled {
-            ListenAddr::parse(&self.ops.listen).map_err(|e| invalid("ops.listen", e.to_string()))?;
+            ListenAddr::parse(&self.ops.listen)
+                .map_err(|e| invalid("ops.listen", e.to_string()))?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json" | "mozlog") {
-            return Err(invalid("log.format", "must be \"text\", \"json\" or \"mozlog\""));
+            return Err(invalid(
+                "log.format",
+                "must be \"text\", \"json\" or \"mozlog\"",
+            ));
         }
         if self.log.file.as_ref().is_some_and(|f| !f.starts_with('/')) {
             return Err(invalid("log.file", "must be an absolute path"));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
         self.pubsub.validate()?;
         self.rtc.validate()?;
         self.store.validate()?;
@@ -266,7 +285,8 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut applied = Vec::new();
-    let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let defaults =
+        toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("SWITCHBOARD_") else {
             continue;
@@ -322,10 +342,14 @@ mod tests {
     use std::io::Write;
 
     fn load_str(s: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("sb-cfg-{}-{}", std::process::id(), rand_suffix()));
+        let dir =
+            std::env::temp_dir().join(format!("sb-cfg-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c.toml");
-        std::fs::File::create(&p).unwrap().write_all(s.as_bytes()).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(s.as_bytes())
+            .unwrap();
         let r = Config::load(
             Some(&p),
             env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
@@ -357,7 +381,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_naming_it() {
-        let e = load_str("[pubsub]\nmax_mesage = 5\n", &[]).unwrap_err().to_string();
+        let e = load_str("[pubsub]\nmax_mesage = 5\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_mesage"), "{e}");
     }
 
@@ -369,17 +395,25 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_key() {
-        let e = load_str("[pubsub]\nmax_message = \"big\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[pubsub]\nmax_message = \"big\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_message"), "{e}");
     }
 
     #[test]
     fn invalid_values_name_the_key() {
-        let e = load_str("[pubsub]\nprefix = \"nope/\"\n", &[]).unwrap_err().to_string();
+        let e = load_str("[pubsub]\nprefix = \"nope/\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pubsub.prefix"), "{e}");
-        let e = load_str("[server]\nlisten = [\"8080\"]\n", &[]).unwrap_err().to_string();
+        let e = load_str("[server]\nlisten = [\"8080\"]\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.listen"), "{e}");
-        let e = load_str("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).unwrap_err().to_string();
+        let e = load_str("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.trusted_proxies"), "{e}");
     }
 
@@ -402,19 +436,29 @@ mod tests {
 
     #[test]
     fn variables_outside_the_config_sections_are_not_overrides() {
-        let c = load_str("", &[("SWITCHBOARD_CONFIG", "/x.toml"), ("SWITCHBOARD_TEST_PG_URL", "postgres://x")]);
+        let c = load_str(
+            "",
+            &[
+                ("SWITCHBOARD_CONFIG", "/x.toml"),
+                ("SWITCHBOARD_TEST_PG_URL", "postgres://x"),
+            ],
+        );
         assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
     fn unknown_env_override_is_an_error() {
-        let e = load_str("", &[("SWITCHBOARD_PUBSUB_NOPE", "1")]).unwrap_err().to_string();
+        let e = load_str("", &[("SWITCHBOARD_PUBSUB_NOPE", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SWITCHBOARD_PUBSUB_NOPE"), "{e}");
     }
 
     #[test]
     fn bad_env_value_names_the_key() {
-        let e = load_str("", &[("SWITCHBOARD_PUBSUB_MAX_POST", "lots")]).unwrap_err().to_string();
+        let e = load_str("", &[("SWITCHBOARD_PUBSUB_MAX_POST", "lots")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_post"), "{e}");
     }
 }

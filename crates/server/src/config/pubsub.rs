@@ -78,7 +78,10 @@ impl PubsubSection {
             }
         }
         if p.pong_timeout_secs < p.ping_interval_secs {
-            return Err(invalid("pubsub.pong_timeout_secs", "must not be shorter than pubsub.ping_interval_secs"));
+            return Err(invalid(
+                "pubsub.pong_timeout_secs",
+                "must not be shorter than pubsub.ping_interval_secs",
+            ));
         }
         Ok(())
     }

@@ -39,7 +39,10 @@ pub enum FlagError {
 }
 
 /// Parses `args` against `spec` (name -> kind). Returns name -> value (`"true"` for booleans).
-pub fn parse(args: &[String], spec: &[(&str, Kind)]) -> Result<BTreeMap<String, String>, FlagError> {
+pub fn parse(
+    args: &[String],
+    spec: &[(&str, Kind)],
+) -> Result<BTreeMap<String, String>, FlagError> {
     let mut out = BTreeMap::new();
     let mut i = 0;
     while i < args.len() {
@@ -69,12 +72,19 @@ pub fn parse(args: &[String], spec: &[(&str, Kind)]) -> Result<BTreeMap<String, 
             (Kind::Bool, Some(v)) => match v.as_str() {
                 "1" | "t" | "T" | "true" | "TRUE" | "True" => "true".to_owned(),
                 "0" | "f" | "F" | "false" | "FALSE" | "False" => "false".to_owned(),
-                _ => return Err(FlagError::BadBool { name: name.to_owned(), value: v }),
+                _ => {
+                    return Err(FlagError::BadBool {
+                        name: name.to_owned(),
+                        value: v,
+                    });
+                }
             },
             (Kind::Value, Some(v)) => v,
             (Kind::Value, None) => {
                 i += 1;
-                args.get(i).cloned().ok_or_else(|| FlagError::MissingValue(name.to_owned()))?
+                args.get(i)
+                    .cloned()
+                    .ok_or_else(|| FlagError::MissingValue(name.to_owned()))?
             }
         };
         out.insert(name.to_owned(), value);
@@ -116,9 +126,18 @@ mod tests {
             parse(&args(&["-nope"]), SPEC).unwrap_err().to_string(),
             "flag provided but not defined: -nope"
         );
-        assert_eq!(parse(&args(&["-addr"]), SPEC).unwrap_err(), FlagError::MissingValue("addr".into()));
+        assert_eq!(
+            parse(&args(&["-addr"]), SPEC).unwrap_err(),
+            FlagError::MissingValue("addr".into())
+        );
         assert_eq!(parse(&args(&["-h"]), SPEC).unwrap_err(), FlagError::Help);
-        assert!(matches!(parse(&args(&["-v=maybe"]), SPEC), Err(FlagError::BadBool { .. })));
-        assert!(matches!(parse(&args(&["stray"]), SPEC), Err(FlagError::Extra(_))));
+        assert!(matches!(
+            parse(&args(&["-v=maybe"]), SPEC),
+            Err(FlagError::BadBool { .. })
+        ));
+        assert!(matches!(
+            parse(&args(&["stray"]), SPEC),
+            Err(FlagError::Extra(_))
+        ));
     }
 }

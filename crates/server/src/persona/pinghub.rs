@@ -55,7 +55,11 @@ pub fn config(args: &[String]) -> Result<Config, PersonaError> {
     c.echo.enabled = false;
     c.pubsub.enabled = true;
     c.pubsub.prefix = String::new();
-    c.server.listen = vec![f.get("addr").cloned().unwrap_or_else(|| "127.0.0.1:8081".into())];
+    c.server.listen = vec![
+        f.get("addr")
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:8081".into()),
+    ];
     c.pubsub.origins = match f.get("origin").map(String::as_str) {
         None | Some("") => vec!["*".into()],
         Some(o) => vec![o.to_owned()],
@@ -99,13 +103,23 @@ mod tests {
         assert_eq!(c.pubsub.prefix, "");
         assert_eq!(c.pubsub.origins, ["*"]);
         assert!(!c.console.enabled);
-        assert!(!c.pairing.enabled && !c.rtc.enabled, "only Pinghub's routes");
+        assert!(
+            !c.pairing.enabled && !c.rtc.enabled,
+            "only Pinghub's routes"
+        );
     }
 
     #[test]
     fn flags_map_onto_the_config() {
-        let c = config(&a(&["-addr=/tmp/ph.sock", "--origin", "https://example.com", "-mport", "9999", "-log=/tmp/ph.log"]))
-            .unwrap();
+        let c = config(&a(&[
+            "-addr=/tmp/ph.sock",
+            "--origin",
+            "https://example.com",
+            "-mport",
+            "9999",
+            "-log=/tmp/ph.log",
+        ]))
+        .unwrap();
         assert_eq!(c.server.listen, ["/tmp/ph.sock"]);
         assert_eq!(c.pubsub.origins, ["https://example.com"]);
         assert_eq!(c.ops.listen, "127.0.0.1:9999");
@@ -114,8 +128,17 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        assert!(matches!(config(&a(&["-mport", "x"])), Err(PersonaError::Value { flag: "mport", .. })));
-        assert!(matches!(config(&a(&["-log", "rel.log"])), Err(PersonaError::Value { flag: "log", .. })));
-        assert!(matches!(config(&a(&["-bogus"])), Err(PersonaError::Flag(_))));
+        assert!(matches!(
+            config(&a(&["-mport", "x"])),
+            Err(PersonaError::Value { flag: "mport", .. })
+        ));
+        assert!(matches!(
+            config(&a(&["-log", "rel.log"])),
+            Err(PersonaError::Value { flag: "log", .. })
+        ));
+        assert!(matches!(
+            config(&a(&["-bogus"])),
+            Err(PersonaError::Flag(_))
+        ));
     }
 }
