@@ -99,6 +99,10 @@ pub enum Scenario {
     /// Pairs of registered users negotiating WebRTC calls through the rtc
     /// service: messages relayed per second and relay latency.
     Rtc(crate::scenario::rtc::RtcArgs),
+    /// Short-lived two-member channels through the pairing service
+    /// (channelserver): channels created per second, messages relayed per
+    /// second and relay latency.
+    Pairs(crate::scenario::pairs::PairsArgs),
 }
 
 /// How messages are published.

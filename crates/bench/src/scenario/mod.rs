@@ -9,6 +9,7 @@
 pub mod churn;
 pub mod fanout;
 pub mod idle;
+pub mod pairs;
 pub mod rtc;
 
 use std::sync::Arc;
