@@ -114,10 +114,15 @@ pub async fn run<S, H>(
     let mut last_alive = Instant::now();
     let mut buf: Vec<Frame> = Vec::new();
 
+    // One cancellation future for the socket's life: making a new one per loop turn
+    // would lock the token's shared node on every wake-up of every socket.
+    let shutdown = cfg.shutdown.cancelled();
+    tokio::pin!(shutdown);
+
     let end = loop {
         tokio::select! {
             biased;
-            () = cfg.shutdown.cancelled() => break End::Server(Disconnect::Shutdown),
+            () = &mut shutdown => break End::Server(Disconnect::Shutdown),
             r = outbox.recv_many(&mut buf) => {
                 if let Err(d) = r {
                     break End::Server(d);
