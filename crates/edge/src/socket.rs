@@ -54,6 +54,43 @@ pub struct SocketConfig {
     pub tracker: TaskTracker,
 }
 
+impl SocketConfig {
+    /// The server-wide base: shared shutdown token and task tracker, no service
+    /// yet, and neutral defaults (64 KiB messages, ping every 30 s, 60 s idle
+    /// timeout, 10 s write timeout) that each service overrides with [`Self::for_service`].
+    pub fn base(shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        SocketConfig {
+            service: "",
+            max_message: 65536,
+            keepalive: Keepalive {
+                ping_interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(60),
+                any_frame_resets: true,
+            },
+            write_timeout: Duration::from_secs(10),
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// These settings for one service's sockets (same shutdown token and tracker).
+    pub fn for_service(
+        &self,
+        service: &'static str,
+        max_message: usize,
+        keepalive: Keepalive,
+        write_timeout: Duration,
+    ) -> Self {
+        SocketConfig {
+            service,
+            max_message,
+            keepalive,
+            write_timeout,
+            ..self.clone()
+        }
+    }
+}
+
 /// One inbound data message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {

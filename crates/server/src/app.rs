@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use switchboard_bus::LocalBus;
 use switchboard_core::{Disconnect, Registry, Relay};
-use switchboard_edge::socket::{Keepalive, SocketConfig};
+use switchboard_edge::socket::SocketConfig;
 use switchboard_edge::{Bound, ListenAddr};
 use switchboard_services::echo::Echo;
 use switchboard_services::pairing::{Pairing, dockerflow};
@@ -63,18 +63,7 @@ impl App {
         let relay = Relay::new(LocalBus::single(), config.server.hub_shards);
         let registry = Registry::default();
         let tracker = TaskTracker::new();
-        let socket = SocketConfig {
-            service: "",
-            max_message: 65536,
-            keepalive: Keepalive {
-                ping_interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(60),
-                any_frame_resets: true,
-            },
-            write_timeout: Duration::from_secs(10),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        };
+        let socket = SocketConfig::base(shutdown.clone(), tracker.clone());
         let pubsub = config.pubsub.enabled.then(|| {
             Pubsub::new(
                 config.pubsub.service_config(),
@@ -183,18 +172,7 @@ impl App {
     }
 
     fn socket_base(&self) -> SocketConfig {
-        SocketConfig {
-            service: "",
-            max_message: 65536,
-            keepalive: Keepalive {
-                ping_interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(60),
-                any_frame_resets: true,
-            },
-            write_timeout: Duration::from_secs(10),
-            shutdown: self.shutdown.clone(),
-            tracker: self.tracker.clone(),
-        }
+        SocketConfig::base(self.shutdown.clone(), self.tracker.clone())
     }
 
     /// The URLs a person can open, for the start-up banner.

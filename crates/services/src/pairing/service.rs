@@ -97,17 +97,19 @@ impl Pairing {
         cfg: PairingConfig,
         relay: Relay,
         registry: Registry,
-        mut socket: SocketConfig,
+        socket: SocketConfig,
         book: Arc<dyn ChannelBook>,
     ) -> Arc<Self> {
-        socket.service = SERVICE;
-        socket.max_message = cfg.max_message;
-        socket.write_timeout = cfg.write_timeout;
-        socket.keepalive = Keepalive {
-            ping_interval: cfg.heartbeat_interval,
-            timeout: cfg.client_timeout,
-            any_frame_resets: true,
-        };
+        let socket = socket.for_service(
+            SERVICE,
+            cfg.max_message,
+            Keepalive {
+                ping_interval: cfg.heartbeat_interval,
+                timeout: cfg.client_timeout,
+                any_frame_resets: true,
+            },
+            cfg.write_timeout,
+        );
         let geo = match &cfg.mmdb {
             None => {
                 tracing::info!("no GeoIP database configured: senders carry no location");

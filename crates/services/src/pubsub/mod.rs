@@ -98,16 +98,18 @@ impl Pubsub {
         cfg: PubsubConfig,
         relay: Relay,
         registry: Registry,
-        mut socket: SocketConfig,
+        socket: SocketConfig,
     ) -> Arc<Self> {
-        socket.service = SERVICE;
-        socket.max_message = cfg.max_message;
-        socket.write_timeout = cfg.write_timeout;
-        socket.keepalive = Keepalive {
-            ping_interval: cfg.ping_interval,
-            timeout: cfg.pong_timeout,
-            any_frame_resets: false,
-        };
+        let socket = socket.for_service(
+            SERVICE,
+            cfg.max_message,
+            Keepalive {
+                ping_interval: cfg.ping_interval,
+                timeout: cfg.pong_timeout,
+                any_frame_resets: false,
+            },
+            cfg.write_timeout,
+        );
         Arc::new(Pubsub {
             cfg,
             relay,

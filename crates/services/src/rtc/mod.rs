@@ -156,16 +156,18 @@ impl Rtc {
         relay: Relay,
         registry: Registry,
         store: Arc<dyn Store>,
-        mut socket: SocketConfig,
+        socket: SocketConfig,
     ) -> Arc<Self> {
-        socket.service = SERVICE;
-        socket.max_message = cfg.max_message;
-        socket.write_timeout = cfg.write_timeout;
-        socket.keepalive = Keepalive {
-            ping_interval: cfg.ping_interval,
-            timeout: cfg.idle_timeout,
-            any_frame_resets: true,
-        };
+        let socket = socket.for_service(
+            SERVICE,
+            cfg.max_message,
+            Keepalive {
+                ping_interval: cfg.ping_interval,
+                timeout: cfg.idle_timeout,
+                any_frame_resets: true,
+            },
+            cfg.write_timeout,
+        );
         let limiter = RateLimiter::new(cfg.register_per_minute, cfg.register_burst);
         Arc::new(Rtc {
             cfg,
