@@ -26,11 +26,14 @@
 //! message arrives exactly once, in order, intact, at the other member; both
 //! closes are answered with 1000; nothing else is closed, refused or lost.
 //!
-//! With `--interval-ms M` a slot's messages are due `M` ms apart (its k-th
-//! message over all its rounds at `start + phase + k·M`; channel setup and
-//! teardown happen in the gaps), which offers `channels × 1000 / M`
-//! messages a second. A message whose predecessor arrived late goes out at
-//! once.
+//! With `--interval-ms M` a slot works to a clock that ticks every `M` ms:
+//! round `r`'s channel is set up from tick `r·E` on (E = `--exchanges`) and
+//! its messages are due at ticks `r·E + 1 … r·E + E` (closing and the next
+//! setup happen right after the last one arrives). That offers
+//! `channels × 1000 / M` messages and `channels × 1000 / (M × E)` channels a
+//! second. The slots' clocks start at phases spread over one channel's life
+//! (`E × M`), so setups are as evenly spread in time as messages. A message
+//! whose predecessor arrived late goes out at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -571,8 +574,9 @@ async fn close(ws: &mut WsConn, timeout: Duration) -> Closed {
     closed
 }
 
-/// When a paced slot's message `k` is due (`None`: unpaced, or beyond any
-/// clock).
+/// The `k`-th tick of a paced slot, `t0 + k·interval` (`None`: unpaced, or
+/// beyond any clock). Round `r` sets up its channel from tick `r·E` on and
+/// sends its messages at ticks `r·E + 1 ..= r·E + E`.
 fn due(t0: Instant, interval: Duration, k: u64) -> Option<Instant> {
     if interval.is_zero() {
         return None;
@@ -589,9 +593,10 @@ struct Slot {
     permits: Arc<Semaphore>,
     progress: Arc<Progress>,
     stream: u16,
-    /// When this slot's message 0 is due (paced runs).
+    /// This slot's tick 0 (paced runs): its first channel's setup.
     t0: Instant,
-    /// Messages this slot has sent or skipped, over all rounds.
+    /// Messages this slot has sent or skipped, over all rounds (message `k`
+    /// is due at tick `k + 1`).
     k: u64,
 }
 
@@ -599,6 +604,11 @@ impl Slot {
     async fn run(mut self) -> SlotStats {
         let mut st = SlotStats::new();
         for round in 0..self.plan.rounds {
+            // For later rounds this tick is the previous channel's last
+            // message's, already past; the first round waits for its phase.
+            if let Some(at) = due(self.t0, self.plan.interval, round * self.plan.exchanges) {
+                tokio::time::sleep_until(at.into()).await;
+            }
             if let Err(failure) = self.channel(round, &mut st).await {
                 st.errors.add(failure.label());
                 Progress::add(&self.progress.errors, 1);
@@ -720,7 +730,7 @@ impl Slot {
             } else {
                 (&mut *joiner, &mut *creator)
             };
-            if let Some(due) = due(self.t0, plan.interval, self.k) {
+            if let Some(due) = due(self.t0, plan.interval, self.k + 1) {
                 tokio::time::sleep_until(due.into()).await;
             }
             self.k += 1;
@@ -855,15 +865,22 @@ pub async fn run(ctx: &Ctx, args: &PairsArgs) -> Result<PairsSummary, PairsError
     let started = Instant::now();
     let mut slots = JoinSet::new();
     for slot in 0..args.channels {
-        // Paced slots start at spread-out phases, so the load is even.
-        let phase = plan.interval.mul_f64(slot as f64 / args.channels as f64);
+        // Paced slots start at phases spread over one channel's life (E
+        // intervals), so that channel setups, and not only messages, are
+        // spread evenly in time instead of all slots changing channels in
+        // the same interval.
+        let life = plan
+            .interval
+            .checked_mul(u32::try_from(plan.exchanges).unwrap_or(u32::MAX))
+            .unwrap_or(Duration::ZERO);
+        let phase = life.mul_f64(slot as f64 / args.channels as f64);
         let slot = Slot {
             plan: plan.clone(),
             dialer: ctx.dialer.clone(),
             permits: permits.clone(),
             progress: progress.clone(),
             stream: (slot % (u64::from(u16::MAX) + 1)) as u16,
-            t0: started + phase,
+            t0: started.checked_add(phase).unwrap_or(started),
             k: 0,
         };
         slots.spawn(slot.run());
@@ -1012,6 +1029,16 @@ mod tests {
         // Consecutive messages differ in their filler too.
         let next = message_text(Stamp { seq: 8, ..stamp }, 4, 200);
         assert_ne!(text[HEADER_LEN..], next[HEADER_LEN..]);
+    }
+
+    #[test]
+    fn paced_ticks() {
+        let t0 = Instant::now();
+        assert_eq!(due(t0, Duration::ZERO, 5), None, "unpaced");
+        let ms = Duration::from_millis(45);
+        assert_eq!(due(t0, ms, 0), Some(t0));
+        assert_eq!(due(t0, ms, 11), Some(t0 + Duration::from_millis(495)));
+        assert_eq!(due(t0, ms, u64::MAX), None, "beyond any clock");
     }
 
     fn summary() -> PairsSummary {
