@@ -131,13 +131,20 @@ impl Hub {
 
     fn unsubscribe(&self, topic: &str, conn: ConnId) {
         let mut shard = self.shard(topic);
+        self.remove_where(&mut shard, topic, |s| s.conn == conn);
+    }
+
+    /// Removes the subscribers of `topic` matching `gone`, and the topic itself
+    /// (telling the interest hook) when none is left. Runs under the shard lock.
+    fn remove_where(&self, shard: &mut Shard, topic: &str, gone: impl Fn(&Subscriber) -> bool) {
         let Some(subs) = shard.get_mut(topic) else {
             return;
         };
         let before = subs.len();
-        subs.retain(|s| s.conn != conn);
-        let removed = before - subs.len();
-        self.inner.subscribers.fetch_sub(removed, Ordering::Relaxed);
+        subs.retain(|s| !gone(s));
+        self.inner
+            .subscribers
+            .fetch_sub(before - subs.len(), Ordering::Relaxed);
         if subs.is_empty() {
             shard.remove(topic);
             self.inner.topics.fetch_sub(1, Ordering::Relaxed);
@@ -171,18 +178,7 @@ impl Hub {
             }
         }
         if dead {
-            let before = subs.len();
-            subs.retain(|s| !s.outbox.is_closed());
-            self.inner
-                .subscribers
-                .fetch_sub(before - subs.len(), Ordering::Relaxed);
-            if subs.is_empty() {
-                shard.remove(topic);
-                self.inner.topics.fetch_sub(1, Ordering::Relaxed);
-                if let Some(hook) = &self.inner.interest {
-                    hook(topic, false);
-                }
-            }
+            self.remove_where(&mut shard, topic, |s| s.outbox.is_closed());
         }
         out
     }
