@@ -4,10 +4,27 @@
 
 mod harness;
 
-use harness::{config, start};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use harness::{Harness, config, start};
+use switchboard_services::pubsub::PubsubStats;
 use switchboard_testkit::http;
 use switchboard_testkit::raw::RawWs;
 use switchboard_testkit::ws::{self, Event};
+
+/// The headers of a valid WebSocket handshake, for raw HTTP requests.
+const UPGRADE: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+];
+
+/// One of the pubsub service's running totals.
+fn stat(h: &Harness, pick: fn(&PubsubStats) -> &AtomicU64) -> u64 {
+    let svc = h.app.pubsub.as_ref().expect("pubsub enabled");
+    pick(svc.stats()).load(Ordering::Relaxed)
+}
 
 #[tokio::test]
 async fn ws_message_reaches_every_subscriber_sender_included() {
@@ -133,19 +150,7 @@ async fn other_methods_get_405() {
         assert_eq!(r.status, 405, "{m}");
         assert!(r.body.is_empty(), "{m} body");
     }
-    let r = http::request(
-        h.addr,
-        "POST",
-        "/pubsub/x",
-        &[
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-        ],
-        b"",
-    )
-    .await;
+    let r = http::request(h.addr, "POST", "/pubsub/x", &UPGRADE, b"").await;
     assert_eq!((r.status, r.text().as_str()), (405, "Method Not Allowed\n"));
     h.shutdown().await;
 }
@@ -182,13 +187,7 @@ async fn a_pinned_origin_follows_pinghubs_rule() {
             h.addr,
             "GET",
             "/pubsub/o",
-            &[
-                ("Origin", bad),
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ("Sec-WebSocket-Version", "13"),
-            ],
+            &[[("Origin", bad)].as_slice(), &UPGRADE].concat(),
             b"",
         )
         .await;
@@ -292,16 +291,7 @@ async fn difference_subscribed_before_the_101() {
         );
         assert_eq!(c.text().await, body);
     }
-    assert_eq!(
-        h.app
-            .pubsub
-            .as_ref()
-            .unwrap()
-            .stats()
-            .drops
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(stat(&h, |s| &s.drops), 0);
     h.shutdown().await;
 }
 
@@ -399,15 +389,7 @@ async fn difference_concurrent_join_and_leave_neither_crashes_nor_leaks() {
 #[tokio::test]
 async fn difference_a_post_without_subscribers_is_counted_as_dropped() {
     let h = start(config(|_| {})).await;
-    let stats = || {
-        h.app
-            .pubsub
-            .as_ref()
-            .unwrap()
-            .stats()
-            .drops
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let stats = || stat(&h, |s| &s.drops);
     let before = stats();
     assert_eq!(http::post(h.addr, "/pubsub/nobody", b"x").await.status, 200);
     assert_eq!(stats(), before + 1);
@@ -435,15 +417,7 @@ async fn difference_a_slow_subscriber_gets_close_1013_and_others_get_everything(
         }
     });
     let mut sent = 0;
-    let slow_count = || {
-        h.app
-            .pubsub
-            .as_ref()
-            .unwrap()
-            .stats()
-            .slow_consumers
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let slow_count = || stat(&h, |s| &s.slow_consumers);
     while slow_count() == 0 {
         assert!(sent < 5000, "the slow subscriber was never disconnected");
         assert_eq!(

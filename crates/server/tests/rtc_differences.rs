@@ -15,7 +15,7 @@ use switchboard_testkit::ws::{self, Event};
 async fn difference_a_tcp_drop_frees_the_name_so_a_reconnect_works() {
     let h = start(rtc_config(|_| {})).await;
     let cookie = register(h.addr, PREFIX, "dropper").await;
-    let raw = RawClient::connect(h.addr, "/rtc/v1/connect", &cookie).await;
+    let raw = raw_connect(h.addr, "/rtc/v1/connect", &cookie).await;
     assert_eq!(h.app.rtc.as_ref().map(|r| r.online()), Some(1));
     drop(raw); // FIN, no close frame
     h.eventually("the dropped user is offline", |app| {
@@ -36,7 +36,7 @@ async fn difference_a_message_to_a_dropped_user_is_not_found_and_reaches_no_one_
     let h = start(rtc_config(|_| {})).await;
     let bob_cookie = register(h.addr, PREFIX, "bob").await;
     let mut alice = online(h.addr, "alice").await;
-    let bob = RawClient::connect(h.addr, "/rtc/v1/connect", &bob_cookie).await;
+    let bob = raw_connect(h.addr, "/rtc/v1/connect", &bob_cookie).await;
     drop(bob);
     // Whoever connects next must never see bob's messages.
     let mut carol = online(h.addr, "carol").await;
@@ -96,10 +96,11 @@ async fn difference_a_silent_peer_times_out_with_1008_and_is_freed() {
     }))
     .await;
     let cookie = register(h.addr, PREFIX, "sleepy").await;
-    let mut raw = RawClient::connect(h.addr, "/rtc/v1/connect", &cookie).await;
+    let mut raw = raw_connect(h.addr, "/rtc/v1/connect", &cookie).await;
     // Never answers the pings; the server gives up and says why.
-    let (code, reason) = raw.until_close().await.expect("a close frame");
-    assert_eq!((code, reason.as_str()), (1008, "keepalive timeout"));
+    let close = raw.until_close().await.expect("a close frame");
+    assert_eq!(close.close_code(), Some(1008));
+    assert_eq!(&close.payload[2..], b"keepalive timeout");
     raw.send_frame(8, &1000u16.to_be_bytes()).await;
     h.eventually("sleepy is offline", |app| {
         app.registry.claimed("rtc", "sleepy").is_none()
@@ -172,7 +173,7 @@ async fn difference_a_slow_peer_never_stalls_its_sender() {
     }))
     .await;
     let slow_cookie = register(h.addr, PREFIX, "slow").await;
-    let _slow = RawClient::connect(h.addr, "/rtc/v1/connect", &slow_cookie).await; // never reads
+    let _slow = raw_connect(h.addr, "/rtc/v1/connect", &slow_cookie).await; // never reads
     let mut carol = online(h.addr, "carol").await;
     // alice reads and writes at once, as a browser does.
     let alice_cookie = register(h.addr, PREFIX, "alice").await;

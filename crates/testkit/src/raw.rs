@@ -38,14 +38,39 @@ pub struct RawWs {
 impl RawWs {
     /// Opens `path` with a minimal handshake and checks for a 101.
     pub async fn connect(addr: SocketAddr, path: &str) -> RawWs {
-        let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        Self::connect_with(addr, path, &[], None).await
+    }
+
+    /// Like [`RawWs::connect`], with extra request headers and, optionally, a
+    /// fixed receive buffer (no autotuning), so a client that stops reading
+    /// pushes back on the server quickly.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        recv_buffer: Option<u32>,
+    ) -> RawWs {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .expect("socket");
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let mut stream = timeout(WAIT, socket.connect(addr))
             .await
             .expect("connect timed out")
             .expect("connect");
-        let req = format!(
+        let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
         stream
             .write_all(req.as_bytes())
             .await

@@ -7,12 +7,9 @@
 use std::net::SocketAddr;
 
 use switchboard::Config;
-use switchboard_testkit::WAIT;
 use switchboard_testkit::http::{self, Response};
+use switchboard_testkit::raw::RawWs;
 use switchboard_testkit::ws::{self, Client, Event};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use crate::harness;
 
@@ -95,124 +92,9 @@ pub(crate) async fn closed(c: &mut Client) -> (Option<u16>, String) {
     }
 }
 
-/// A WebSocket over a bare TCP stream: sends the handshake with a cookie,
-/// then reads only when told (so it can play a peer that never reads or
-/// never answers pings).
-#[derive(Debug)]
-pub(crate) struct RawClient {
-    /// The stream after the 101.
-    pub(crate) stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawClient {
-    /// Connects to `path` with `cookie` and waits for the 101.
-    pub(crate) async fn connect(addr: SocketAddr, path: &str, cookie: &str) -> RawClient {
-        // A small, fixed receive window (no autotuning up to tens of MiB), so
-        // a client that stops reading pushes back on the server quickly.
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
-        let mut stream = socket.connect(addr).await.expect("tcp connect");
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Cookie: {cookie}\r\n\r\n"
-        );
-        stream.write_all(req.as_bytes()).await.expect("handshake");
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        let end = loop {
-            let n = timeout(WAIT, stream.read(&mut chunk))
-                .await
-                .expect("handshake timed out")
-                .expect("read handshake");
-            assert!(n > 0, "closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-        };
-        assert!(buf.starts_with(b"HTTP/1.1 101"), "expected a 101");
-        let rest = buf.split_off(end);
-        RawClient { stream, buf: rest }
-    }
-
-    /// Sends one masked frame.
-    pub(crate) async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let mut f = vec![0x80 | opcode];
-        let len = payload.len();
-        if len < 126 {
-            f.push(0x80 | len as u8);
-        } else if len <= 0xFFFF {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        let mask = [7u8, 1, 9, 3];
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&f).await.expect("send frame");
-    }
-
-    async fn fill(&mut self, n: usize) -> bool {
-        let mut chunk = [0u8; 65536];
-        while self.buf.len() < n {
-            match self.stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return false,
-                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
-            }
-        }
-        true
-    }
-
-    /// The next frame's opcode and payload; `None` at the end of the stream.
-    pub(crate) async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        timeout(WAIT, async {
-            if !self.fill(2).await {
-                return None;
-            }
-            let opcode = self.buf[0] & 0x0F;
-            let (len, hdr) = match (self.buf[1] & 0x7F) as usize {
-                126 => {
-                    if !self.fill(4).await {
-                        return None;
-                    }
-                    (
-                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
-                        4,
-                    )
-                }
-                127 => {
-                    if !self.fill(10).await {
-                        return None;
-                    }
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&self.buf[2..10]);
-                    (u64::from_be_bytes(b) as usize, 10)
-                }
-                n => (n, 2),
-            };
-            if !self.fill(hdr + len).await {
-                return None;
-            }
-            let payload = self.buf[hdr..hdr + len].to_vec();
-            self.buf.drain(..hdr + len);
-            Some((opcode, payload))
-        })
-        .await
-        .expect("no frame in time")
-    }
-
-    /// Reads until a close frame; returns its code and reason.
-    pub(crate) async fn until_close(&mut self) -> Option<(u16, String)> {
-        while let Some((op, p)) = self.read_frame().await {
-            if op == 8 && p.len() >= 2 {
-                let reason = String::from_utf8_lossy(&p[2..]).into_owned();
-                return Some((u16::from_be_bytes([p[0], p[1]]), reason));
-            }
-        }
-        None
-    }
+/// Opens the rtc socket at `path` over a bare TCP stream with `cookie`: a peer
+/// that reads only when told (never reads, never answers pings). A small fixed
+/// receive window makes a client that stops reading push back quickly.
+pub(crate) async fn raw_connect(addr: SocketAddr, path: &str, cookie: &str) -> RawWs {
+    RawWs::connect_with(addr, path, &[("Cookie", cookie)], Some(64 * 1024)).await
 }
