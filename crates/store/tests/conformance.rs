@@ -5,15 +5,14 @@
 //! any number of stores on. The `conformance!` macro turns every check into
 //! one test per backend: `sqlite::<check>` on a file in a temp directory, and
 //! `postgres::<check>` on a fresh database on the test server (see
-//! `common::PgTestDb`), skipped loudly if that server is not reachable, and
+//! `switchboard_testkit::pg::PgTestDb`), skipped loudly if that server is not reachable, and
 //! failed instead under `CI=true`.
-
-mod common;
 
 use std::sync::Arc;
 
 use switchboard_core::store::{KeyPart, KeyProblem, MAX_NAME_LEN, MAX_NAMESPACE_LEN};
 use switchboard_store::{Registered, Store, StoreError};
+use switchboard_testkit::pg::PgTestDb;
 use tokio::sync::Barrier;
 
 /// A database under test and how to reach it.
@@ -23,7 +22,7 @@ struct Db {
     /// The temp directory (SQLite), removed when the test ends.
     _dir: Option<tempfile::TempDir>,
     /// The test database (PostgreSQL), dropped when the test ends.
-    _pg: Option<common::PgTestDb>,
+    _pg: Option<PgTestDb>,
 }
 
 impl Db {
@@ -40,7 +39,7 @@ impl Db {
     }
 
     async fn postgres() -> Option<Db> {
-        let db = common::PgTestDb::create().await?;
+        let db = PgTestDb::create().await?;
         Some(Db {
             url: db.url().to_owned(),
             backend: "postgres",

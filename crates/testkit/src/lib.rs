@@ -1,14 +1,21 @@
-//! Test helpers shared by the integration tests (dev-only).
+//! Test helpers shared by the integration tests of every crate (dev-only).
 //!
 //! - [`ws`]: a WebSocket client with timeouts on every wait, so a hanging
 //!   server fails a test instead of stalling it.
 //! - [`http`]: a raw HTTP/1.1 client that can send exactly the bytes a test
-//!   wants, malformed ones included.
-//! - [`deps`]: the rule for external dependencies: loud skip on a developer
-//!   machine, failure when `CI=true`.
+//!   wants, malformed ones included; [`raw`]: a WebSocket peer that reads only when told.
+//! - [`deps`]: external dependencies and the rule for a missing one: loud skip
+//!   on a developer machine, failure when `CI=true`.
+//! - [`process`]: the real `switchboard` binary as a child ([`process::ServerProcess`]),
+//!   bounded commands, scratch directories.
+//! - [`pg`]: a fresh PostgreSQL database per test; [`nats`]: a `nats-server`
+//!   per test on a dynamic port that can be stopped and restarted.
 
 pub mod deps;
 pub mod http;
+pub mod nats;
+pub mod pg;
+pub mod process;
 pub mod raw;
 pub mod ws;
 

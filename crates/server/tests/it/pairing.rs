@@ -5,13 +5,13 @@
 //! Timers are configured short (seconds) where a test needs one to fire; no test
 //! sleeps where it can await an event.
 
-mod harness;
+use crate::harness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use harness::{Harness, start};
+use crate::harness::{Harness, start};
 use serde_json::{Value, json};
 use switchboard::config::PairingSection;
 use switchboard_testkit::http;

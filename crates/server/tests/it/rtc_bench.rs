@@ -3,8 +3,8 @@
 //! every message arrives in order, and the report is complete. (Benchmarks
 //! proper are run by hand; see docs/benchmarks.md.)
 
-mod harness;
-mod rtc_common;
+use crate::harness;
+use crate::rtc_common;
 
 use clap::Parser as _;
 use switchboard_bench::cli::{Cli, Scenario};

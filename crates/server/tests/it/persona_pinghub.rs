@@ -1,11 +1,9 @@
 //! The Pinghub persona as a real process: Pinghub's flags, channels at the root,
 //! the metrics port on loopback, unix sockets, and SIGTERM handling.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ServerProcess, TempDir, run_with_timeout, server_binary};
+use crate::support::{ServerProcess, TempDir, run_with_timeout, server_binary};
 use switchboard_testkit::{http, ws};
 
 #[tokio::test]

@@ -3,11 +3,8 @@
 //! input cases: each gets a clear status or close code, is counted, and
 //! leaves everyone else unharmed.
 
-mod harness;
-mod rtc_common;
-
-use harness::start;
-use rtc_common::*;
+use crate::harness::start;
+use crate::rtc_common::*;
 use switchboard_testkit::http;
 use switchboard_testkit::ws::{self, Event};
 

@@ -1,8 +1,6 @@
 //! An in-process Switchboard for integration tests: binds 127.0.0.1:0, serves
 //! the configured services, and shuts down cleanly.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,16 +10,16 @@ use tokio_util::sync::CancellationToken;
 use switchboard::{App, Config};
 
 /// A running in-process server.
-pub struct Harness {
+pub(crate) struct Harness {
     /// Its TCP address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Its services.
-    pub app: App,
+    pub(crate) app: App,
     join: JoinHandle<()>,
 }
 
 /// A config with only the given adjustments on top of the defaults, listening on an ephemeral port.
-pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
+pub(crate) fn config(adjust: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::default();
     c.server.listen = vec!["127.0.0.1:0".into()];
     c.ops.enabled = false;
@@ -33,7 +31,7 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
 }
 
 /// Starts a server with `cfg`.
-pub async fn start(cfg: Config) -> Harness {
+pub(crate) async fn start(cfg: Config) -> Harness {
     let (listeners, ops) = switchboard::app::bind(&cfg).await.expect("bind");
     let addr = listeners[0].local_addr().expect("tcp listener");
     let app = App::new(cfg, CancellationToken::new())
@@ -45,7 +43,7 @@ pub async fn start(cfg: Config) -> Harness {
 
 impl Harness {
     /// Cancels and waits for the server to finish.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.app.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.join)
             .await
@@ -55,7 +53,7 @@ impl Harness {
 
     /// Waits (bounded) until `cond` holds, checking after each scheduler turn
     /// and briefly pausing in between. For server-internal state with no event to await.
-    pub async fn eventually(&self, what: &str, mut cond: impl FnMut(&App) -> bool) {
+    pub(crate) async fn eventually(&self, what: &str, mut cond: impl FnMut(&App) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !cond(&self.app) {
             assert!(

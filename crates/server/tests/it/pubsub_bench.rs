@@ -3,7 +3,7 @@
 //! protocol, nothing is lost or reordered, and the reports add up. (Benchmarks
 //! proper are run by hand; see docs/benchmarks.md.)
 
-mod harness;
+use crate::harness;
 
 use clap::Parser as _;
 use switchboard_bench::cli::{Cli, Scenario};

@@ -9,13 +9,11 @@
 //! `tests/node/node_modules/playwright-core` (`bash scripts/node-deps.sh`):
 //! skipped loudly when one is missing, a failure under `CI=true`.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     ServerProcess, missing_dependency, require_command, run_with_timeout, workspace_root,
 };
 

@@ -2,11 +2,8 @@
 //! test per behaviour in `shared/specs/signal-server.md`. The deliberate
 //! differences each have their own test in `rtc_differences.rs`.
 
-mod harness;
-mod rtc_common;
-
-use harness::start;
-use rtc_common::*;
+use crate::harness::start;
+use crate::rtc_common::*;
 use switchboard_testkit::http;
 use switchboard_testkit::ws::{self, Event};
 

@@ -9,8 +9,8 @@
 //! PATH, the test runs `npm ci` itself. A missing dependency is a loud skip on a
 //! dev machine and a failure under `CI=true`.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,6 @@
 //! its cookie, send a signaling message, and a raw client that never reads
 //! or answers pings (for slow-peer and timeout tests).
 
-#![allow(dead_code, reason = "each rtc test binary uses a different subset")]
-
 use std::net::SocketAddr;
 
 use switchboard::Config;

@@ -10,14 +10,14 @@
 //!   (default `<target>/autobahn-report`);
 //! - `SWITCHBOARD_AUTOBAHN_PARALLELISM`: cases run at once (default 1).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{ServerProcess, run_with_timeout};
+use crate::support::{ServerProcess, run_with_timeout};
 
 /// The server config that exposes the echo service at `/echo` on an ephemeral port. The ops
 /// listener is off: its default port is fixed, and a second server would fail to bind it.

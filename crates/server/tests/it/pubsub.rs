@@ -2,11 +2,9 @@
 //! `shared/specs/pinghub.md`, and one per deliberate difference listed in
 //! `docs/compatibility.md`.
 
-mod harness;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use harness::{Harness, config, start};
+use crate::harness::{Harness, config, start};
 use switchboard_services::pubsub::PubsubStats;
 use switchboard_testkit::http;
 use switchboard_testkit::raw::RawWs;

@@ -1,11 +1,9 @@
 //! The `signal-server` persona as a real process: the original's paths at the
 //! root, names kept across a restart of the process, SIGTERM handling.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ServerProcess, TempDir};
+use crate::support::{ServerProcess, TempDir};
 use switchboard_testkit::{http, ws};
 
 fn persona(store: &str) -> ServerProcess {

@@ -2,13 +2,11 @@
 //! the service at the root, the Dockerflow endpoints, statsd, MozLog JSON on
 //! stdout (no message content in it, even at debug level), and SIGTERM.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::ServerProcess;
 use serde_json::{Value, json};
-use support::ServerProcess;
 use switchboard_testkit::http;
 use switchboard_testkit::ws::{self, Client};
 use tokio::net::UdpSocket;

@@ -4,7 +4,7 @@
 //! answered with 1000, and the report counts what was asked. (Benchmarks
 //! proper are run by hand; see docs/benchmarks.md.)
 
-mod harness;
+use crate::harness;
 
 use clap::Parser as _;
 use switchboard_bench::cli::{Cli, Scenario};

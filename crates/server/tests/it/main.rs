@@ -1,0 +1,25 @@
+//! The `switchboard` server's integration tests, as one test binary (one link
+//! instead of one per file). Each module is one area; shared helpers are
+//! `support` (re-exported from `switchboard-testkit`), `harness` (an in-process
+//! server) and `rtc_common`.
+//!
+//! Run one area with `cargo test -p switchboard --test it -- pairing::`.
+
+mod harness;
+mod rtc_common;
+mod support;
+
+mod autobahn;
+mod pairing;
+mod pairing_bench;
+mod pairing_node;
+mod pairing_persona;
+mod persona_pinghub;
+mod pubsub;
+mod pubsub_bench;
+mod rtc;
+mod rtc_bench;
+mod rtc_browser;
+mod rtc_differences;
+mod rtc_persona;
+mod rtc_store;
