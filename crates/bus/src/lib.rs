@@ -1,10 +1,18 @@
-//! Bus implementations. See [`switchboard_core::bus`] for the contract.
+//! Cluster backends behind the core's seams ([`switchboard_core::bus`],
+//! [`switchboard_core::records`], [`switchboard_core::membership`]).
 //!
-//! - [`LocalBus`]: the default for one process. [`LocalBus::single`] is a node
-//!   with no peers; [`LocalBus::cluster`] makes several in-process nodes that
-//!   forward to each other, which is what the conformance suite (and any test
-//!   of multi-node behaviour without NATS) runs on.
+//! - In process: [`LocalBus`] (a lone node, or an in-process [`LocalCluster`]
+//!   for tests), [`LocalRecords`], and [`LocalMembership`] /
+//!   [`switchboard_core::membership::Solo`].
+//! - NATS: [`nats::NatsConn`] (one connection per node), [`nats::NatsBus`],
+//!   [`nats::NatsRecords`] (KV buckets), [`nats::NatsMembership`] (heartbeats).
+//!
+//! Every backend passes the same conformance suites (`tests/`).
 
 mod local;
+mod local_records;
+mod memory_log;
+pub mod nats;
 
-pub use local::{LocalBus, LocalCluster};
+pub use local::{LocalBus, LocalCluster, LocalMembership};
+pub use local_records::LocalRecords;

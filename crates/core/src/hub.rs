@@ -26,7 +26,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{ConnId, Frame, OutboxSender, PushError};
+use crate::{ConnId, Disconnect, Frame, OutboxSender, PushError};
 
 /// Told when a topic gains its first (`true`) or loses its last (`false`) local
 /// subscriber. Called with the shard lock held: it must not block or call back into the hub.
@@ -183,6 +183,22 @@ impl Hub {
         out
     }
 
+    /// Ends every local subscriber of `topic` except `except` with `reason` and
+    /// removes them. Returns how many were ended.
+    pub fn close_topic(&self, topic: &str, reason: &Disconnect, except: Option<ConnId>) -> usize {
+        let mut shard = self.shard(topic);
+        let Some(subs) = shard.get(topic) else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in subs.iter().filter(|s| Some(s.conn) != except) {
+            s.outbox.close(reason.clone());
+            n += 1;
+        }
+        self.remove_where(&mut shard, topic, |s| Some(s.conn) != except);
+        n
+    }
+
     /// Number of local subscribers of `topic`.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.shard(topic).get(topic).map_or(0, Vec::len)
@@ -244,7 +260,7 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use crate::id::{ConnIds, NodeId};
-    use crate::{Disconnect, Outbox, OutboxLimits, OutboxReceiver};
+    use crate::{Outbox, OutboxLimits, OutboxReceiver};
 
     fn conn(ids: &ConnIds, limits: OutboxLimits) -> (ConnId, OutboxSender, OutboxReceiver) {
         let (tx, rx) = Outbox::bounded(limits);
@@ -292,6 +308,21 @@ mod tests {
         let _sa = hub.subscribe("c", a, atx);
         let _sb = hub.subscribe("c", b, btx);
         assert_eq!(hub.publish("c", &Frame::text("x"), Some(a)).delivered, 1);
+    }
+
+    #[tokio::test]
+    async fn close_topic_ends_every_subscriber_but_the_excepted_one() {
+        let hub = Hub::default();
+        let ids = ConnIds::new(NodeId(1));
+        let (a, atx, mut arx) = conn(&ids, OutboxLimits::default());
+        let (b, btx, _brx) = conn(&ids, OutboxLimits::default());
+        let _sa = hub.subscribe("t", a, atx);
+        let _sb = hub.subscribe("t", b, btx.clone());
+        assert_eq!(hub.close_topic("t", &Disconnect::Shutdown, Some(b)), 1);
+        let mut buf = Vec::new();
+        assert_eq!(arx.recv_many(&mut buf).await, Err(Disconnect::Shutdown));
+        assert!(!btx.is_closed());
+        assert_eq!(hub.subscribers("t"), vec![b]);
     }
 
     #[test]

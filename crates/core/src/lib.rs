@@ -7,8 +7,10 @@
 //! - [`Outbox`]: the bounded per-connection queue the hub fills and a socket writer drains.
 //! - [`Disconnect`]: why a connection ends, as a close code, a reason and a metric label.
 //! - [`Hub`]: topic -> local subscribers, sharded, fan-out without awaiting anyone.
-//! - [`Registry`]: live connections and exclusive claims (for example a user name).
+//! - [`Registry`]: this node's live connections.
 //! - [`Bus`]: how a publish reaches the other nodes; [`Relay`] joins it to the hub.
+//! - [`Records`]: small shared values changed by compare-and-set; [`Membership`]:
+//!   which nodes are alive; [`Presence`]: cluster-wide claims built on both.
 //! - [`store`]: the persistence seam services use for what must outlive the process.
 
 pub mod bus;
@@ -16,14 +18,22 @@ pub mod disconnect;
 pub mod frame;
 pub mod hub;
 pub mod id;
+pub mod membership;
 pub mod outbox;
+pub mod presence;
+pub mod records;
 pub mod registry;
+pub mod relay;
 pub mod store;
 
-pub use bus::{Bus, BusMessage, Relay};
+pub use bus::{Bus, BusError, BusMessage, Delivery, Route, Topics};
 pub use disconnect::Disconnect;
 pub use frame::Frame;
-pub use hub::{Hub, Subscription};
+pub use hub::{Fanout, Hub, Subscription};
 pub use id::{ConnId, NodeId};
-pub use outbox::{Outbox, OutboxLimits, OutboxReceiver, OutboxSender, PushError};
-pub use registry::{Claim, ClaimError, Registry};
+pub use membership::Membership;
+pub use outbox::{Outbox, OutboxLimits, OutboxReceiver, OutboxSender, OutboxView, PushError};
+pub use presence::{ClaimError, ClaimGuard, Holder, Presence};
+pub use records::Records;
+pub use registry::Registry;
+pub use relay::{Published, Relay};

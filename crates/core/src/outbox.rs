@@ -11,6 +11,16 @@
 //! the writer can feed all of it to the socket and flush once (invariant 3).
 //! A receiver can be handed to a new socket task (a resumed session keeps its
 //! outbox while it has no socket).
+//!
+//! Two refinements for channels with history:
+//! - **View.** A [`Frame::Logged`] is queued as given and rendered when drained:
+//!   as its plain text ([`OutboxView::Plain`], the default) or as its envelope
+//!   ([`OutboxView::Envelope`]), so one shared frame serves both kinds of client.
+//! - **Hold.** [`OutboxSender::hold`] keeps what is pushed from the writer until
+//!   [`OutboxSender::release`] puts a prefix (the replayed history) in front of
+//!   it, dropping held logged frames the prefix already covers (offset at or below
+//!   the prefix's last). A subscriber can so be subscribed live *before* its
+//!   history is read, and get both with no gap and no duplicate at the seam.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,11 +59,22 @@ pub enum PushError {
     Closed,
 }
 
+/// How a connection wants [`Frame::Logged`] messages rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutboxView {
+    /// The plain text (what clients that know nothing of logs expect).
+    #[default]
+    Plain,
+    /// The envelope with offset and epoch.
+    Envelope,
+}
+
 #[derive(Debug)]
 struct State {
     queue: VecDeque<Frame>,
     bytes: usize,
     closed: Option<Disconnect>,
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -61,6 +82,27 @@ struct Shared {
     state: Mutex<State>,
     notify: Notify,
     limits: OutboxLimits,
+    view: OutboxView,
+}
+
+impl Shared {
+    fn render(&self, frame: Frame) -> Frame {
+        match frame {
+            Frame::Logged(l) => Frame::Text(match self.view {
+                OutboxView::Plain => l.text().clone(),
+                OutboxView::Envelope => l.envelope().clone(),
+            }),
+            f => f,
+        }
+    }
+
+    /// Moves the queue, rendered, into `buf`.
+    fn drain_into(&self, st: &mut State, buf: &mut Vec<Frame>) -> usize {
+        let n = st.queue.len();
+        buf.extend(st.queue.drain(..).map(|f| self.render(f)));
+        st.bytes = 0;
+        n
+    }
 }
 
 impl Shared {
@@ -78,14 +120,21 @@ pub struct Outbox;
 impl Outbox {
     /// Creates an outbox with `limits`, returning its producer and consumer halves.
     pub fn bounded(limits: OutboxLimits) -> (OutboxSender, OutboxReceiver) {
+        Outbox::with_view(limits, OutboxView::Plain)
+    }
+
+    /// Creates an outbox with `limits` that renders logged frames as `view`.
+    pub fn with_view(limits: OutboxLimits, view: OutboxView) -> (OutboxSender, OutboxReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 bytes: 0,
                 closed: None,
+                held: false,
             }),
             notify: Notify::new(),
             limits,
+            view,
         });
         (
             OutboxSender {
@@ -119,16 +168,44 @@ impl OutboxSender {
             self.shared.notify.notify_one();
             return Err(PushError::Overflow);
         }
-        let was_empty = st.queue.is_empty();
+        let wake = st.queue.is_empty() && !st.held;
         st.bytes += frame.len();
         st.queue.push_back(frame);
         drop(st);
         // The writer only waits when it found the queue empty, so only the
         // empty -> non-empty transition needs a wake-up.
-        if was_empty {
+        if wake {
             self.shared.notify.notify_one();
         }
         Ok(())
+    }
+
+    /// Holds what is pushed from now on back from the writer (see the module docs).
+    pub fn hold(&self) {
+        self.shared.lock().held = true;
+    }
+
+    /// Ends a [`hold`](Self::hold): `prefix` goes first, then the held frames
+    /// that are not logged at or below the prefix's last offset.
+    ///
+    /// The prefix is not held to the bounds (its size is the caller's, for
+    /// example a configured history length); what follows it is, as ever.
+    pub fn release(&self, prefix: Vec<Frame>) {
+        let mut st = self.shared.lock();
+        let floor = prefix.iter().rev().find_map(Frame::offset);
+        let held = std::mem::take(&mut st.queue);
+        st.queue = prefix.into();
+        st.queue.extend(
+            held.into_iter()
+                .filter(|f| !matches!((f.offset(), floor), (Some(o), Some(fl)) if o <= fl)),
+        );
+        st.bytes = st.queue.iter().map(Frame::len).sum();
+        st.held = false;
+        let wake = !st.queue.is_empty();
+        drop(st);
+        if wake {
+            self.shared.notify.notify_one();
+        }
     }
 
     /// Closes the outbox with `reason`. Frames already queued are still written
@@ -168,9 +245,8 @@ impl OutboxReceiver {
         loop {
             {
                 let mut st = self.shared.lock();
-                if !st.queue.is_empty() {
-                    buf.extend(st.queue.drain(..));
-                    st.bytes = 0;
+                if !st.queue.is_empty() && !st.held {
+                    self.shared.drain_into(&mut st, buf);
                     return Ok(());
                 }
                 if let Some(reason) = &st.closed {
@@ -184,10 +260,10 @@ impl OutboxReceiver {
     /// Moves every queued frame into `buf` without waiting; returns how many.
     pub fn try_recv_many(&mut self, buf: &mut Vec<Frame>) -> usize {
         let mut st = self.shared.lock();
-        let n = st.queue.len();
-        buf.extend(st.queue.drain(..));
-        st.bytes = 0;
-        n
+        if st.held {
+            return 0;
+        }
+        self.shared.drain_into(&mut st, buf)
     }
 
     /// A sender for this outbox.
@@ -265,6 +341,40 @@ mod tests {
         tx.close(Disconnect::TooBig);
         let mut buf = Vec::new();
         assert_eq!(rx.recv_many(&mut buf).await, Err(Disconnect::Shutdown));
+    }
+
+    fn logged(offset: u64) -> Frame {
+        fn render(offset: u64, _: &str, text: &[u8]) -> bytes::Bytes {
+            format!("{offset}:{}", std::str::from_utf8(text).unwrap()).into()
+        }
+        Frame::logged(offset, "e".into(), format!("m{offset}").into(), render)
+    }
+
+    #[tokio::test]
+    async fn the_view_renders_logged_frames() {
+        let (tx, mut plain) = Outbox::bounded(limits(10, 1000));
+        let (etx, mut env) = Outbox::with_view(limits(10, 1000), OutboxView::Envelope);
+        tx.push(logged(3)).unwrap();
+        etx.push(logged(3)).unwrap();
+        let mut buf = Vec::new();
+        plain.recv_many(&mut buf).await.unwrap();
+        env.recv_many(&mut buf).await.unwrap();
+        assert_eq!(buf, [Frame::text("m3"), Frame::text("3:m3")]);
+    }
+
+    #[tokio::test]
+    async fn release_puts_the_prefix_first_and_drops_what_it_covers() {
+        let (tx, mut rx) = Outbox::bounded(limits(10, 1000));
+        tx.hold();
+        for o in [4, 5, 6] {
+            tx.push(logged(o)).unwrap();
+        }
+        let mut buf = Vec::new();
+        assert_eq!(rx.try_recv_many(&mut buf), 0, "held frames wait");
+        tx.release(vec![logged(2), logged(3), logged(4), logged(5)]);
+        rx.recv_many(&mut buf).await.unwrap();
+        let got: Vec<_> = buf.iter().map(|f| f.payload().clone()).collect();
+        assert_eq!(got, ["m2", "m3", "m4", "m5", "m6"]);
     }
 
     #[tokio::test]

@@ -1,13 +1,12 @@
 //! [`Registry`]: the live connections of this node and the exclusive claims they hold.
 //!
 //! Every socket registers here for its lifetime (the guard unregisters), which
-//! gives the connection gauges and a way to close connections from outside
-//! (admin kick, shutdown). A [`Claim`] reserves a key (say, a user name) for one
-//! connection: the first claimant wins until its guard drops.
+//! gives the connection gauges, a way to close connections from outside
+//! (shutdown), and the liveness check [`Presence`](crate::Presence) uses for
+//! this node's claims. Cluster-wide claims live in [`crate::presence`].
 //!
 //! Contract: all operations are short critical sections on `std` mutexes and
-//! never wait. Claims are per node; several nodes would move them to the
-//! store (see ARCHITECTURE.md).
+//! never wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,13 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::{ConnId, Disconnect, OutboxSender};
 
-/// Claims by (namespace, key): the holder's connection and outbox.
-type Claims = HashMap<(&'static str, String), (ConnId, OutboxSender)>;
-
 #[derive(Debug, Default)]
 struct Inner {
     conns: Mutex<HashMap<ConnId, Entry>>,
-    claims: Mutex<Claims>,
     total: AtomicUsize,
 }
 
@@ -40,14 +35,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     inner: Arc<Inner>,
-}
-
-/// Why a claim was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClaimError {
-    /// Another live connection holds the key.
-    #[error("already claimed by a live connection")]
-    Taken,
 }
 
 impl Registry {
@@ -99,49 +86,11 @@ impl Registry {
         targets.len()
     }
 
-    /// Reserves `key` in `namespace` for `conn` until the returned guard drops.
-    pub fn claim(
-        &self,
-        namespace: &'static str,
-        key: &str,
-        conn: ConnId,
-        outbox: OutboxSender,
-    ) -> Result<Claim, ClaimError> {
-        let mut claims = lock(&self.inner.claims);
-        let k = (namespace, key.to_owned());
-        if claims
-            .get(&k)
-            .is_some_and(|(_, holder)| !holder.is_closed())
-        {
-            return Err(ClaimError::Taken);
-        }
-        claims.insert(k.clone(), (conn, outbox));
-        Ok(Claim {
-            registry: self.clone(),
-            key: k,
-            conn,
-        })
-    }
-
-    /// The outbox of the live connection holding `key`, if any.
-    pub fn claimed(&self, namespace: &'static str, key: &str) -> Option<(ConnId, OutboxSender)> {
-        lock(&self.inner.claims)
-            .get(&(namespace, key.to_owned()))
-            .filter(|(_, o)| !o.is_closed())
-            .cloned()
-    }
-
-    /// Closes the holders of every claim in `namespace`; returns how many.
-    pub fn close_claims(&self, namespace: &str, reason: &Disconnect) -> usize {
-        let holders: Vec<OutboxSender> = lock(&self.inner.claims)
-            .iter()
-            .filter(|((ns, _), _)| *ns == namespace)
-            .map(|(_, (_, o))| o.clone())
-            .collect();
-        for h in &holders {
-            h.close(reason.clone());
-        }
-        holders.len()
+    /// Whether connection `conn` is registered and its outbox still open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        lock(&self.inner.conns)
+            .get(&conn)
+            .is_some_and(|e| !e.outbox.is_closed())
     }
 }
 
@@ -163,23 +112,6 @@ impl Drop for Registration {
     }
 }
 
-/// An exclusive claim on a key; dropping it releases the key (if still ours).
-#[derive(Debug)]
-pub struct Claim {
-    registry: Registry,
-    key: (&'static str, String),
-    conn: ConnId,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let mut claims = lock(&self.registry.inner.claims);
-        if claims.get(&self.key).is_some_and(|(c, _)| *c == self.conn) {
-            claims.remove(&self.key);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,32 +119,17 @@ mod tests {
     use crate::{Outbox, OutboxLimits};
 
     #[test]
-    fn first_claim_wins_until_released() {
+    fn is_open_follows_registration_and_close() {
         let reg = Registry::default();
         let ids = ConnIds::new(NodeId(1));
-        let (a_tx, _a) = Outbox::bounded(OutboxLimits::default());
-        let (b_tx, _b) = Outbox::bounded(OutboxLimits::default());
-        let a = reg.claim("rtc", "alice", ids.next(), a_tx).unwrap();
-        let b_id = ids.next();
-        assert_eq!(
-            reg.claim("rtc", "alice", b_id, b_tx.clone()).unwrap_err(),
-            ClaimError::Taken
-        );
-        drop(a);
-        assert!(reg.claim("rtc", "alice", b_id, b_tx).is_ok());
-    }
-
-    #[test]
-    fn a_closed_holder_does_not_block_a_new_claim() {
-        let reg = Registry::default();
-        let ids = ConnIds::new(NodeId(1));
-        let (a_tx, _a) = Outbox::bounded(OutboxLimits::default());
-        let _a = reg.claim("rtc", "bob", ids.next(), a_tx.clone()).unwrap();
-        a_tx.close(Disconnect::PeerClosed);
-        let (b_tx, _b) = Outbox::bounded(OutboxLimits::default());
-        let b = reg.claim("rtc", "bob", ids.next(), b_tx);
-        assert!(b.is_ok());
-        assert!(reg.claimed("rtc", "bob").is_some());
+        let (tx, _rx) = Outbox::bounded(OutboxLimits::default());
+        let id = ids.next();
+        let r = reg.register(id, "rtc", tx.clone());
+        assert!(reg.is_open(id));
+        tx.close(Disconnect::PeerClosed);
+        assert!(!reg.is_open(id));
+        drop(r);
+        assert!(!reg.is_open(id));
     }
 
     #[test]

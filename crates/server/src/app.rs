@@ -9,8 +9,7 @@ use axum::routing::any;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use switchboard_bus::LocalBus;
-use switchboard_core::{Disconnect, Registry, Relay};
+use switchboard_core::{Disconnect, Membership, Presence, Records, Registry, Relay};
 use switchboard_edge::socket::SocketConfig;
 use switchboard_edge::{Bound, ListenAddr};
 use switchboard_services::echo::Echo;
@@ -31,6 +30,12 @@ pub struct App {
     pub relay: Relay,
     /// Live connections.
     pub registry: Registry,
+    /// Cluster-wide claims.
+    pub presence: Presence,
+    /// Shared records.
+    pub records: Arc<dyn Records>,
+    /// Who is alive in the cluster.
+    pub membership: Arc<dyn Membership>,
     /// The pubsub service, if enabled.
     pub pubsub: Option<Arc<Pubsub>>,
     /// The pairing service, if enabled.
@@ -54,14 +59,18 @@ pub enum AppError {
     /// A setting is not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The cluster's NATS settings are not usable.
+    #[error("cluster: {0}")]
+    Cluster(#[from] switchboard_bus::nats::NatsSetupError),
 }
 
 impl App {
     /// Builds every enabled service from `config`, opening the store when an
     /// enabled service needs one.
     pub async fn new(config: Config, shutdown: CancellationToken) -> Result<Self, AppError> {
-        let relay = Relay::new(LocalBus::single(), config.server.hub_shards);
         let registry = Registry::default();
+        let cluster = crate::cluster::build(&config, &registry).await?;
+        let relay = cluster.relay.clone();
         let tracker = TaskTracker::new();
         let socket = SocketConfig::base(shutdown.clone(), tracker.clone());
         let pubsub = config.pubsub.enabled.then(|| {
@@ -99,6 +108,7 @@ impl App {
                     rtc_cfg,
                     relay.clone(),
                     registry.clone(),
+                    cluster.presence.clone(),
                     store.clone(),
                     socket.clone(),
                 ))
@@ -109,6 +119,9 @@ impl App {
             config: Arc::new(config),
             relay,
             registry,
+            presence: cluster.presence,
+            records: cluster.records,
+            membership: cluster.membership,
             pubsub,
             pairing,
             rtc,
@@ -271,6 +284,8 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
             "shutdown timeout: dropping remaining connections"
         );
     }
+    // Tell the other nodes this one is leaving (they release its claims at once).
+    app.relay.close().await;
     if let Some(store) = &app.store
         && let Err(e) = store.close().await
     {

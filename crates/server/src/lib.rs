@@ -5,6 +5,7 @@
 //! and signals, and calls [`run`].
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! The operations endpoints, on their own listener (loopback by default):
-//! `/metrics` (Prometheus text) and `/healthz`.
+//! `/metrics` (Prometheus text) and `/healthz` (200 `ok` when ready; 503 with
+//! the reason while the cluster bus is not connected).
 
 use std::sync::OnceLock;
 
@@ -40,10 +41,25 @@ pub fn refresh_gauges(app: &App) {
     }
 }
 
+/// `/healthz`: ready when the bus can carry messages (always, on one node).
+async fn health(
+    axum::extract::State(app): axum::extract::State<App>,
+) -> (http::StatusCode, String) {
+    let bus = app.relay.bus().health();
+    if bus.connected {
+        (http::StatusCode::OK, "ok\n".into())
+    } else {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", bus.detail),
+        )
+    }
+}
+
 /// The ops router.
 pub fn router(app: App) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health).with_state(app.clone()))
         .route(
             "/metrics",
             get(move || {

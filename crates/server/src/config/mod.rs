@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+mod cluster;
 mod pairing;
 mod pubsub;
 mod rtc;
@@ -15,8 +16,9 @@ mod store;
 use serde::Deserialize;
 use switchboard_edge::ListenAddr;
 
+pub use cluster::{ClusterSection, default_node_name};
 pub use pairing::PairingSection;
-pub use pubsub::PubsubSection;
+pub use pubsub::{HistorySection, MAX_HISTORY, PubsubSection};
 pub use rtc::RtcSection;
 pub use store::StoreSection;
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub rtc: RtcSection,
     /// Where state that outlives the process is kept (shared by services).
     pub store: StoreSection,
+    /// Several nodes over NATS (empty `nats_url`: one node).
+    pub cluster: ClusterSection,
     /// The test-only echo service.
     pub echo: EchoSection,
 }
@@ -79,6 +83,7 @@ impl Default for Config {
             pairing: PairingSection::default(),
             rtc: RtcSection::default(),
             store: StoreSection::default(),
+            cluster: ClusterSection::default(),
             echo: EchoSection::default(),
         }
     }
@@ -272,7 +277,24 @@ impl Config {
             return Err(invalid("rtc.prefix", "must differ from pubsub.prefix"));
         }
         self.pairing.validate()?;
+        self.cluster.validate()?;
+        if self.cluster.enabled() && self.needs_store() {
+            let url = self.store.resolved_url();
+            if url.starts_with("sqlite:") || !url.contains("://") {
+                return Err(invalid(
+                    "store.url",
+                    format!(
+                        "a cluster (cluster.nats_url is set) needs a store every node shares, but {url:?} is a file on this node: registered names would split between nodes. Use PostgreSQL, e.g. store.url = \"postgres://user@db-host/switchboard\" (SWITCHBOARD_STORE_URL)"
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether an enabled service keeps state in the store.
+    pub fn needs_store(&self) -> bool {
+        self.rtc.enabled
     }
 }
 

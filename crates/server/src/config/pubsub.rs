@@ -33,7 +33,25 @@ pub struct PubsubSection {
     pub pong_timeout_secs: u64,
     /// Seconds one socket flush may take.
     pub write_timeout_secs: u64,
+    /// Channels that keep history (`[[pubsub.history]]` tables); none by default.
+    pub history: Vec<HistorySection>,
 }
+
+/// One `[[pubsub.history]]` table: channels under `prefix` keep their recent
+/// messages (in memory on one node, in JetStream on a cluster).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// A channel prefix such as `/feed/` (the longest matching prefix wins).
+    pub prefix: String,
+    /// Most messages kept per channel.
+    pub max_messages: usize,
+    /// Seconds a message is kept.
+    pub max_age_secs: u64,
+}
+
+/// The most messages a channel may keep (and a subscriber may ask to replay).
+pub const MAX_HISTORY: usize = 10_000;
 
 impl Default for PubsubSection {
     fn default() -> Self {
@@ -49,6 +67,7 @@ impl Default for PubsubSection {
             ping_interval_secs: d.ping_interval.as_secs(),
             pong_timeout_secs: d.pong_timeout.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
+            history: Vec::new(),
         }
     }
 }
@@ -83,7 +102,50 @@ impl PubsubSection {
                 "must not be shorter than pubsub.ping_interval_secs",
             ));
         }
+        let mut seen = std::collections::HashSet::new();
+        for h in &p.history {
+            if !h.prefix.starts_with('/') {
+                return Err(invalid(
+                    "pubsub.history.prefix",
+                    format!(
+                        "{:?} must start with '/' (a channel prefix such as \"/feed/\")",
+                        h.prefix
+                    ),
+                ));
+            }
+            if !seen.insert(&h.prefix) {
+                return Err(invalid(
+                    "pubsub.history.prefix",
+                    format!("{:?} appears twice", h.prefix),
+                ));
+            }
+            if !(1..=MAX_HISTORY).contains(&h.max_messages) {
+                return Err(invalid(
+                    "pubsub.history.max_messages",
+                    format!("must be between 1 and {MAX_HISTORY}"),
+                ));
+            }
+            if h.max_age_secs == 0 {
+                return Err(invalid("pubsub.history.max_age_secs", "must be at least 1"));
+            }
+        }
         Ok(())
+    }
+
+    /// The retention classes of the channels that keep history, as bus topics.
+    pub fn retentions(&self) -> Vec<switchboard_core::bus::Retention> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        self.history
+            .iter()
+            .map(|h| switchboard_core::bus::Retention {
+                prefix: switchboard_services::pubsub::topic(&h.prefix),
+                max_messages: h.max_messages,
+                max_age: Duration::from_secs(h.max_age_secs),
+                render: switchboard_services::pubsub::render_envelope,
+            })
+            .collect()
     }
 
     /// The pubsub service settings.

@@ -38,7 +38,7 @@ async fn difference_a_message_to_a_dropped_user_is_not_found_and_reaches_no_one_
     // Whoever connects next must never see bob's messages.
     let mut carol = online(h.addr, "carol").await;
     h.eventually("bob is offline", |app| {
-        app.registry.claimed("rtc", "bob").is_none()
+        !app.presence.held_here("rtc", "bob")
     })
     .await;
     send(&mut alice, "bob", "video-offer", "{}").await;
@@ -100,7 +100,7 @@ async fn difference_a_silent_peer_times_out_with_1008_and_is_freed() {
     assert_eq!(&close.payload[2..], b"keepalive timeout");
     raw.send_frame(8, &1000u16.to_be_bytes()).await;
     h.eventually("sleepy is offline", |app| {
-        app.registry.claimed("rtc", "sleepy").is_none()
+        !app.presence.held_here("rtc", "sleepy")
     })
     .await;
     let mut again = connect(h.addr, PREFIX, &cookie).await;
@@ -117,7 +117,7 @@ async fn difference_a_client_close_is_answered_and_frees_the_name() {
     c.close(1000, "bye").await;
     assert_eq!(closed(&mut c).await.0, Some(1000), "the close is answered");
     h.eventually("polite is offline", |app| {
-        app.registry.claimed("rtc", "polite").is_none()
+        !app.presence.held_here("rtc", "polite")
     })
     .await;
     let mut again = connect(h.addr, PREFIX, &cookie).await;
@@ -224,7 +224,7 @@ async fn difference_a_slow_peer_never_stalls_its_sender() {
         .expect("alice hears TARGET_NOT_FOUND in time")
         .expect("reader task");
     assert!(heard, "alice hears that the slow peer is gone");
-    assert!(h.app.registry.claimed("rtc", "slow").is_none());
+    assert!(!h.app.presence.held_here("rtc", "slow"));
     h.shutdown().await;
 }
 
@@ -451,10 +451,8 @@ async fn difference_a_disallowed_origin_is_403_before_the_upgrade() {
     .await;
     assert!(ok.is_ok());
     drop(ok);
-    h.eventually("o is offline", |app| {
-        app.registry.claimed("rtc", "o").is_none()
-    })
-    .await;
+    h.eventually("o is offline", |app| !app.presence.held_here("rtc", "o"))
+        .await;
     let refused = ws::try_connect(
         h.addr,
         "/rtc/v1/connect",

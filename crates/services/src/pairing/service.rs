@@ -440,9 +440,11 @@ impl Handler for Connection {
             .record_message(self.channel, size, &svc.cfg.limits, Instant::now())
         {
             Ok(()) => {
-                let (fanout, bus) =
+                let published =
                     svc.relay
                         .publish(&self.topic, Frame::text(envelope), Some(self.conn));
+                let fanout = published.local.unwrap_or_default();
+                let bus = published.bus;
                 counter!("switchboard_pairing_deliveries_total").increment(fanout.delivered as u64);
                 if fanout.delivered == 0 {
                     // The original drops messages nobody is there to receive, but counts them.

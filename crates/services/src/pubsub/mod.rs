@@ -24,7 +24,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics::counter;
 
 use switchboard_core::{
-    ConnId, Disconnect, Frame, Outbox, OutboxLimits, OutboxSender, Registry, Relay, Subscription,
+    ConnId, Disconnect, Frame, Outbox, OutboxLimits, OutboxSender, Registry, Relay, Route,
+    Subscription,
 };
 use switchboard_edge::socket::{Handler, Inbound, Keepalive, SocketConfig};
 use switchboard_edge::{OriginPolicy, text_response, upgrade};
@@ -140,7 +141,7 @@ impl Pubsub {
             Err(e) => return bad_request(e),
         };
         if upgrade::is_upgrade_request(req.headers()) {
-            return self.subscribe(req, channel);
+            return self.subscribe(req, channel).await;
         }
         match *req.method() {
             Method::GET => page::response(&channel),
@@ -154,7 +155,7 @@ impl Pubsub {
         }
     }
 
-    fn subscribe(self: Arc<Self>, req: Request, channel: String) -> Response {
+    async fn subscribe(self: Arc<Self>, req: Request, channel: String) -> Response {
         if req.method() != Method::GET {
             counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "method")
                 .increment(1);
@@ -181,8 +182,20 @@ impl Pubsub {
         let (tx, rx) = Outbox::bounded(self.cfg.outbox);
         let conn = self.relay.next_conn_id();
         let topic = topic(&channel);
-        // Invariant 4: subscribed before the 101 goes out.
+        // Invariant 4: subscribed, on every node, before the 101 goes out.
         let subscription = self.relay.subscribe(&topic, conn, tx.clone());
+        if let Err(e) = self.relay.ready(&topic).await {
+            counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "bus")
+                .increment(1);
+            tracing::warn!(error = %e, "pubsub: cluster bus not ready; refusing a subscriber");
+            let mut r = text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Error: the cluster bus is unavailable; try again.\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
         let registration = self.registry.register(conn, SERVICE, tx.clone());
         let handler = Subscriber {
             svc: self.clone(),
@@ -238,13 +251,22 @@ impl Pubsub {
     }
 
     fn publish(&self, topic: &str, frame: Frame) {
-        let (fanout, bus) = self.relay.publish(topic, frame, None);
+        let published = self.relay.publish(topic, frame, None);
+        let bus = published.bus;
+        // On the sequenced route this node's deliveries happen when the bus brings
+        // the message back, and are not counted here.
+        let fanout = published.local.unwrap_or_default();
+        let delivered_here = published.local.is_some();
         let st = &self.stats;
         st.messages.fetch_add(1, Ordering::Relaxed);
         st.deliveries
             .fetch_add(fanout.delivered as u64, Ordering::Relaxed);
         counter!("switchboard_pubsub_deliveries_total").increment(fanout.delivered as u64);
-        if fanout.delivered == 0 && fanout.overflowed == 0 {
+        if delivered_here
+            && bus == Ok(Route::Local)
+            && fanout.delivered == 0
+            && fanout.overflowed == 0
+        {
             st.drops.fetch_add(1, Ordering::Relaxed);
             counter!("switchboard_pubsub_drops_total").increment(1);
         }
@@ -260,8 +282,20 @@ impl Pubsub {
 }
 
 /// The hub topic of a channel: services share the hub, so each namespaces its topics.
-fn topic(channel: &str) -> String {
+pub fn topic(channel: &str) -> String {
     format!("pubsub:{channel}")
+}
+
+/// The envelope of a message from a channel with history, for clients that
+/// asked for positions: `{"offset":N,"epoch":"E","data":"<text>"}` (see docs/pubsub.md).
+pub fn render_envelope(offset: u64, epoch: &str, text: &[u8]) -> Bytes {
+    let data = String::from_utf8_lossy(text);
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    Bytes::from(format!(
+        r#"{{"offset":{offset},"epoch":{},"data":{}}}"#,
+        quote(epoch),
+        quote(&data)
+    ))
 }
 
 /// Why a path is not a valid channel.

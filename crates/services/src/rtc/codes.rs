@@ -42,6 +42,14 @@ pub const STORE_UNAVAILABLE: Disconnect = Disconnect::Service {
     label: "store_unavailable",
 };
 
+/// The cluster bus could not confirm the connection's subscriptions (NATS
+/// unreachable). Try again later.
+pub const BUS_UNAVAILABLE: Disconnect = Disconnect::Service {
+    code: 1013,
+    reason: Cow::Borrowed("cluster bus unavailable, try again later"),
+    label: "bus_unavailable",
+};
+
 /// A message that is not a JSON object of the expected shape: close 1007 with
 /// the parser's complaint as the reason (the original dropped the TCP
 /// connection and left the user registered).
@@ -58,6 +66,9 @@ pub mod reason {
     pub const MISSING_TARGET: &str = "missing_target";
     /// A message for a user who is not online (answered `TARGET_NOT_FOUND`).
     pub const TARGET_NOT_FOUND: &str = "target_not_found";
+    /// The cluster bus failed: a connection refused (1013) or a message
+    /// answered `TARGET_NOT_FOUND` because no node could be asked.
+    pub const BUS: &str = "bus";
     /// A WebSocket message over the size limit (close 1009).
     pub const TOO_BIG: &str = "too_big";
     /// No `user_username` cookie (close 4000 `UNAUTHENTICATED` / 401).

@@ -218,8 +218,12 @@ impl Rtc {
             codes::reject(reason::KICK_FORBIDDEN);
             return text_response(StatusCode::FORBIDDEN, "Forbidden");
         }
-        let n = self.registry.close_claims(NAMESPACE, &codes::KICKED);
-        tracing::info!(kicked = n, "rtc: kicked every active user");
+        // Every online user's socket, on every node, is subscribed to the kick topic.
+        let p = self
+            .relay
+            .close_topic(super::KICK_TOPIC, codes::KICKED, None);
+        let here = p.local.map(|f| f.delivered);
+        tracing::info!(kicked_here = ?here, bus = ?p.bus, "rtc: kicked every active user");
         text_response(StatusCode::OK, "OK")
     }
 }

@@ -11,16 +11,18 @@
 //! in the `signal-server` persona).
 //!
 //! State shared between connections goes through the core's seams, never a
-//! map of this module's own:
-//! - who is online: a [`Registry`] claim on the name (namespace `rtc`) per
-//!   connection, first connection wins, released by every kind of disconnect;
+//! map of this module's own, so it holds on one node and on several alike:
+//! - who is online: a cluster-wide [`Presence`] claim on the name (space
+//!   `rtc`) per connection, first connection wins, released by every kind of
+//!   disconnect (and by the death of its node, after the liveness timeout);
 //! - delivery: [`Relay`] topic `rtc:user:<name>`, to which the claimant's
-//!   socket is subscribed; a publish that reached nobody is `TARGET_NOT_FOUND`;
+//!   socket is subscribed; [`Relay::deliver_to_one`] answers how many got it,
+//!   and nobody on any node is `TARGET_NOT_FOUND`;
+//! - kick: every online socket is also subscribed to [`KICK_TOPIC`]; closing
+//!   that topic ends them wherever they are;
 //! - registered names: the [`Store`]'s [`NameStore`](switchboard_core::store::NameStore), namespace `rtc`.
 //!
-//! Claims and the delivered count are per node. Several nodes need the claim
-//! in the store (or a NATS KV bucket) and a delivery acknowledgement over the
-//! bus; see `docs/rtc.md`. Where this differs from the original on purpose is
+//! See `docs/rtc.md`. Where this differs from the original on purpose is
 //! listed in `docs/compatibility.md`.
 
 pub mod codes;
@@ -42,7 +44,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use metrics::counter;
 use switchboard_core::store::Store;
-use switchboard_core::{OutboxLimits, Registry, Relay};
+use switchboard_core::{OutboxLimits, Presence, Registry, Relay};
 use switchboard_edge::client_ip::TrustedProxies;
 use switchboard_edge::socket::{Keepalive, SocketConfig};
 use switchboard_edge::{OriginPolicy, PeerAddr};
@@ -59,6 +61,9 @@ pub const NAMESPACE: &str = "rtc";
 
 /// The hub topic prefix; a user's topic is this followed by the name.
 pub const TOPIC_PREFIX: &str = "rtc:user:";
+
+/// The topic every online socket subscribes to, so a kick reaches them all.
+pub const KICK_TOPIC: &str = "rtc:all";
 
 /// The hub topic through which `name`'s socket receives.
 pub fn topic(name: &str) -> String {
@@ -142,6 +147,7 @@ pub struct Rtc {
     cfg: RtcConfig,
     relay: Relay,
     registry: Registry,
+    presence: Presence,
     store: Arc<dyn Store>,
     socket: SocketConfig,
     limiter: RateLimiter,
@@ -155,6 +161,7 @@ impl Rtc {
         cfg: RtcConfig,
         relay: Relay,
         registry: Registry,
+        presence: Presence,
         store: Arc<dyn Store>,
         socket: SocketConfig,
     ) -> Arc<Self> {
@@ -173,6 +180,7 @@ impl Rtc {
             cfg,
             relay,
             registry,
+            presence,
             store,
             socket,
             limiter,
@@ -187,7 +195,12 @@ impl Rtc {
 
     /// Users online on this node.
     pub fn online(&self) -> usize {
-        self.relay.hub().topic_count_with_prefix(TOPIC_PREFIX)
+        self.presence.held_here_count(NAMESPACE)
+    }
+
+    /// The presence seam (for tests and the console).
+    pub fn presence(&self) -> &Presence {
+        &self.presence
     }
 
     /// Running totals for the console.

@@ -2,13 +2,15 @@
 //! machine.
 //!
 //! Identity is settled before the 101 (invariant 4: a completed handshake
-//! means reachable), but refusals are sent after it, as the original does:
-//! close 4000 `UNAUTHENTICATED` or `ALREADY_EXISTS`. A connection that is let
-//! in holds a [`Claim`] on its name and a [`Subscription`] to its topic for
-//! exactly its lifetime: both are guards owned by the [`Session`], dropped
-//! whatever ends the socket (close, TCP drop, bad JSON, timeout, kick,
-//! shutdown). So a user is never left registered without a socket, and a
-//! message can never reach a socket that does not belong to its target.
+//! means reachable, on every node), but refusals are sent after it, as the
+//! original does: close 4000 `UNAUTHENTICATED` or `ALREADY_EXISTS`. A
+//! connection that is let in holds a cluster-wide [`ClaimGuard`] on its name
+//! (the [`Presence`](switchboard_core::Presence) seam) and [`Subscription`]s to
+//! its user topic and to the kick topic for exactly its lifetime: all are
+//! guards owned by the [`Session`], dropped whatever ends the socket (close,
+//! TCP drop, bad JSON, timeout, kick, shutdown). So a user is never left
+//! online without a socket, and a message can never reach a socket that does
+//! not belong to its target.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,13 +20,15 @@ use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
 use metrics::counter;
 use switchboard_core::registry::Registration;
-use switchboard_core::{Claim, ClaimError, ConnId, Disconnect, Outbox, OutboxSender, Subscription};
+use switchboard_core::{
+    ClaimError, ClaimGuard, ConnId, Disconnect, Outbox, OutboxSender, Subscription,
+};
 use switchboard_edge::socket::{Handler, Inbound};
 use switchboard_edge::text_response;
 use switchboard_edge::upgrade::{self, HandshakeError};
 
 use super::codes::{self, reason};
-use super::{NAMESPACE, Rtc, SERVICE, http_error, topic, wire};
+use super::{KICK_TOPIC, NAMESPACE, Rtc, SERVICE, http_error, topic, wire};
 
 /// The original's answer to anything at `/v1/connect` that is not a usable upgrade.
 fn upgrade_required() -> Response {
@@ -71,25 +75,43 @@ impl Rtc {
                 return upgrade::accept(req, self.socket.clone(), rx, Refused);
             }
         };
-        let claim = match self.registry.claim(NAMESPACE, &name, conn, tx.clone()) {
+        // Registered first: the presence seam asks the registry whether this
+        // node's claimant is still open.
+        let registration = self.registry.register(conn, SERVICE, tx.clone());
+        let claim = match self.presence.claim(NAMESPACE, &name, conn).await {
             Ok(claim) => claim,
-            Err(ClaimError::Taken) => {
+            Err(ClaimError::Taken(_)) => {
                 codes::reject(reason::ALREADY_EXISTS);
                 tx.close(codes::ALREADY_EXISTS);
                 return upgrade::accept(req, self.socket.clone(), rx, Refused);
             }
+            Err(e @ ClaimError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "rtc: cannot claim a name: presence unavailable");
+                codes::reject(reason::STORE);
+                tx.close(codes::STORE_UNAVAILABLE);
+                return upgrade::accept(req, self.socket.clone(), rx, Refused);
+            }
         };
-        // Reachable before the 101 goes out (invariant 4).
-        let subscription = self.relay.subscribe(&topic(&name), conn, tx.clone());
-        let registration = self.registry.register(conn, SERVICE, tx.clone());
-        tracing::debug!(%conn, user = %name, "rtc: user online");
+        // Reachable, and kickable, on every node before the 101 goes out (invariant 4).
+        let user_topic = topic(&name);
+        let subscription = self.relay.subscribe(&user_topic, conn, tx.clone());
+        let kick = self.relay.subscribe(KICK_TOPIC, conn, tx.clone());
+        for t in [user_topic.as_str(), KICK_TOPIC] {
+            if let Err(e) = self.relay.ready(t).await {
+                tracing::warn!(error = %e, "rtc: cluster bus not ready; refusing the connection");
+                codes::reject(reason::BUS);
+                tx.close(codes::BUS_UNAVAILABLE);
+                return upgrade::accept(req, self.socket.clone(), rx, Refused);
+            }
+        }
+        tracing::debug!(%conn, "rtc: user online");
         let session = Session {
             svc: self.clone(),
             name,
             conn,
             outbox: tx,
             _claim: claim,
-            _subscription: subscription,
+            _subscriptions: [subscription, kick],
             _registration: registration,
         };
         upgrade::accept(req, self.socket.clone(), rx, session)
@@ -116,8 +138,8 @@ struct Session {
     name: String,
     conn: ConnId,
     outbox: OutboxSender,
-    _claim: Claim,
-    _subscription: Subscription,
+    _claim: ClaimGuard,
+    _subscriptions: [Subscription; 2],
     _registration: Registration,
 }
 
@@ -151,12 +173,23 @@ impl Handler for Session {
             return Ok(());
         }
         let frame = wire::forward(&self.name, &m, self.svc.cfg.trailing_newline);
-        let (fanout, _bus) = self.svc.relay.publish(&topic(&m.target), frame, None);
-        if fanout.delivered == 0 {
-            self.not_found(reason::TARGET_NOT_FOUND);
-        } else {
-            self.svc.stats.relayed.fetch_add(1, Ordering::Relaxed);
-            counter!("switchboard_rtc_relayed_total").increment(1);
+        // On this node if the target is here, else on whichever node it is:
+        // nobody anywhere is TARGET_NOT_FOUND.
+        match self
+            .svc
+            .relay
+            .deliver_to_one(&topic(&m.target), frame)
+            .await
+        {
+            Ok(0) => self.not_found(reason::TARGET_NOT_FOUND),
+            Ok(_) => {
+                self.svc.stats.relayed.fetch_add(1, Ordering::Relaxed);
+                counter!("switchboard_rtc_relayed_total").increment(1);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "rtc: cluster bus could not deliver");
+                self.not_found(reason::BUS);
+            }
         }
         Ok(())
     }
@@ -165,7 +198,7 @@ impl Handler for Session {
         if *why == Disconnect::TooBig {
             codes::reject(reason::TOO_BIG);
         }
-        tracing::debug!(conn = %self.conn, user = %self.name, reason = why.label(), "rtc: user offline");
+        tracing::debug!(conn = %self.conn, reason = why.label(), "rtc: user offline");
         // Dropping self releases the claim, the subscription and the registration.
     }
 }
