@@ -249,7 +249,7 @@ fn check(a: &CheckArgs) -> ExitCode {
     let cfg = match Config::load_traced(Some(&a.file), std::env::vars(), &a.flags.flags()) {
         Ok((c, _)) => c,
         Err(e) => {
-            report(&format!("{shown}: {e}"));
+            report(&format!("switchboard config check: {e}"));
             return ExitCode::from(2);
         }
     };

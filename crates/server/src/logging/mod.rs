@@ -85,8 +85,13 @@ pub fn check_level(value: &str) -> Result<(), String> {
             None => directive,
         };
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            let within = if directive == value.trim() {
+                String::new()
+            } else {
+                format!(" (in {value:?})")
+            };
             return Err(format!(
-                "{directive:?} in {value:?} is not a level or TARGET=LEVEL directive; {accepted}"
+                "{directive:?}{within} is not a level or TARGET=LEVEL directive; {accepted}"
             ));
         }
     }

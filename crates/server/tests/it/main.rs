@@ -10,6 +10,8 @@ mod rtc_common;
 mod support;
 
 mod autobahn;
+mod metrics_doc;
+mod ops_cli;
 mod pairing;
 mod pairing_bench;
 mod pairing_node;
