@@ -25,3 +25,4 @@ mod rtc_browser;
 mod rtc_differences;
 mod rtc_persona;
 mod rtc_store;
+mod tls;
