@@ -52,6 +52,8 @@ pub struct App {
     pub reloader: Reloader,
     /// Samples for the console's charts.
     pub history: console::History,
+    /// The ops listener's URL once it is bound (for the console's links).
+    pub ops_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Why the services could not be built.
@@ -163,6 +165,7 @@ impl App {
         };
         Ok(App {
             history: console::History::default(),
+            ops_url: Arc::default(),
             tls,
             reloader,
             config: Arc::new(config),
@@ -337,6 +340,7 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
         accept.spawn(console::sample(app.clone()));
     }
     if let Some(o) = ops {
+        let _ = app.ops_url.set(o.url());
         accept.spawn(switchboard_edge::listener::serve(
             o,
             ops::router(app.clone()),

@@ -227,6 +227,8 @@ pub struct Stats {
     pub services: Vec<ServiceStats>,
     /// Seconds between history samples.
     pub interval_secs: u64,
+    /// Samples the history keeps (the charts' width).
+    pub samples: usize,
     /// Recent samples, oldest first.
     pub history: Vec<Sample>,
 }
@@ -260,6 +262,7 @@ pub fn stats(app: &App) -> Stats {
             })
             .collect(),
         interval_secs: INTERVAL.as_secs(),
+        samples: SAMPLES,
         history: app.history.samples(),
     }
 }
@@ -369,7 +372,8 @@ fn page(app: &App, headers: &HeaderMap) -> Html<String> {
         ));
     }
     let ops = if app.config.ops.enabled {
-        let base = format!("http://{}", esc(&app.config.ops.listen));
+        let bound = app.ops_url.get().cloned();
+        let base = esc(&bound.unwrap_or_else(|| format!("http://{}", app.config.ops.listen)));
         format!(
             "Prometheus metrics at <a href=\"{base}/metrics\">{base}/metrics</a> and the health check at \
              <a href=\"{base}/healthz\">{base}/healthz</a>, on the ops listener (<code>ops.listen</code>; \

@@ -10,6 +10,7 @@ mod rtc_common;
 mod support;
 
 mod autobahn;
+mod console_browser;
 mod metrics_doc;
 mod ops_cli;
 mod pairing;
