@@ -100,6 +100,11 @@ struct SignalServerCli {
     /// Ops listener for /metrics and /healthz, or `off` (default 127.0.0.1:8198).
     #[arg(long)]
     ops_listen: Option<String>,
+    /// Reverse proxies (addresses or CIDRs, comma-separated or repeated) whose
+    /// X-Forwarded-For is believed, e.g. 127.0.0.1 for an nginx on this host.
+    /// Without it, behind a local proxy every client looks like loopback.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -212,6 +217,7 @@ fn load(cli: Cli) -> Result<Launch, ExitCode> {
                 cookie_secret: a.cookie_secret,
                 admin_token: a.admin_token,
                 ops_listen: a.ops_listen,
+                trusted_proxies: a.trusted_proxies,
             };
             match signal_server::config(&args) {
                 Ok(config) => Ok(Launch {

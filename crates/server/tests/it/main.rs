@@ -11,6 +11,7 @@ mod support;
 
 mod autobahn;
 mod console_browser;
+mod deploy;
 mod metrics_doc;
 mod ops_cli;
 mod pairing;
