@@ -179,3 +179,58 @@ fn every_documented_metric_is_recorded_somewhere() {
          remove their rows (or fix the name)"
     );
 }
+
+/// Every `switchboard_…` name in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("switchboard_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn the_alert_rules_and_the_dashboard_use_documented_metrics() {
+    let root = workspace_root().join("docs/ops");
+    let alerts = std::fs::read_to_string(root.join("prometheus-alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap();
+    let parsed: serde_json::Value =
+        serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let panels = parsed["panels"].as_array().expect("panels");
+    assert!(
+        panels
+            .iter()
+            .all(|p| p["targets"].as_array().is_some_and(|t| !t.is_empty()))
+    );
+    let documented: BTreeSet<_> = documented()
+        .into_iter()
+        .map(|d| d.name.to_owned())
+        .collect();
+    for (file, text) in [
+        ("prometheus-alerts.yml", &alerts),
+        ("grafana-dashboard.json", &dashboard),
+    ] {
+        let names = metric_names(text);
+        assert!(names.len() > 5, "{file} uses few metrics: {names:?}");
+        let unknown: Vec<_> = names.difference(&documented).collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/ops/{file} uses metrics that docs/metrics.md does not document: {unknown:?}"
+        );
+    }
+    for signal in [
+        "slow_consumer",
+        "drops_total",
+        "handshake",
+        "bus_errors",
+        "store_errors",
+    ] {
+        assert!(alerts.contains(signal), "the alert rules cover {signal}");
+    }
+}
