@@ -372,13 +372,14 @@ async fn serve(launch: Launch, logging: &Logging) -> ExitCode {
         report(&format!("switchboard: {e}"));
         ExitCode::FAILURE
     };
-    let (listeners, ops) = match switchboard::app::bind_named(&cfg, &hints).await {
-        Ok(b) => b,
-        Err(e) => return fail(&e),
-    };
+    // Everything that can fail on the configuration (store, certificates) before anything listens.
     let shutdown = CancellationToken::new();
     let app = match App::new(cfg, shutdown.clone()).await {
         Ok(app) => app,
+        Err(e) => return fail(&e),
+    };
+    let (listeners, ops) = match switchboard::app::bind_named(&app.config, &hints).await {
+        Ok(b) => b,
         Err(e) => return fail(&e),
     };
     let tls = app.tls.is_some();

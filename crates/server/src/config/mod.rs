@@ -37,7 +37,9 @@ pub enum ConfigError {
     /// The TOML did not parse or did not match the schema (unknown key, wrong type).
     #[error("invalid configuration: {0}")]
     Parse(String),
-    /// A value is syntactically fine but not allowed.
+    /// A value is syntactically fine but not allowed. When it comes from
+    /// [`Config::load_traced`], `message` ends with the value given (unless it
+    /// is a secret) and where it came from.
     #[error("invalid value for `{key}`: {message}")]
     Invalid {
         /// The dotted key, e.g. `pubsub.prefix`.
@@ -284,7 +286,7 @@ impl Config {
         }
         cfg.validate()
             .and_then(|()| cfg.check_native())
-            .map_err(|e| provenance.annotate(e))?;
+            .map_err(|e| provenance.annotate(e, &cfg))?;
         Ok((cfg, provenance))
     }
 

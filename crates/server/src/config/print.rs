@@ -56,7 +56,7 @@ pub fn render(cfg: &Config, provenance: &Provenance) -> Result<String, ConfigErr
 }
 
 /// The printed value of `key`: redacted when it is a secret.
-fn redact(key: &str, value: &str) -> String {
+pub(crate) fn redact(key: &str, value: &str) -> String {
     let lower = key.to_ascii_lowercase();
     if SECRET_WORDS.iter().any(|w| lower.contains(w)) && value != "\"\"" {
         return format!("\"{REDACTED}\"");

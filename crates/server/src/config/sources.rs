@@ -71,10 +71,17 @@ impl Provenance {
         self.set.get(key).cloned().unwrap_or(Source::Default)
     }
 
-    /// `e`, saying which variable or flag set the bad value.
-    pub fn annotate(&self, e: ConfigError) -> ConfigError {
+    /// `e`, with the bad value as `cfg` holds it (secrets redacted) and
+    /// which variable or flag set it.
+    pub fn annotate(&self, e: ConfigError, cfg: &Config) -> ConfigError {
         match e {
             ConfigError::Invalid { key, message } => {
+                let message = match value_of(cfg, key) {
+                    Some(v) if !v.contains(super::print::REDACTED) => {
+                        format!("{message}; got {v}")
+                    }
+                    _ => message,
+                };
                 let message = match self.source(key) {
                     Source::Env(var) => format!("{message} (set by environment variable {var})"),
                     Source::Flag(flag) => format!("{message} (set by flag {flag})"),
@@ -86,6 +93,14 @@ impl Provenance {
             other => other,
         }
     }
+}
+
+/// The value of dotted `key` in `cfg` as TOML text, secrets redacted.
+fn value_of(cfg: &Config, key: &str) -> Option<String> {
+    let table = toml::Table::try_from(cfg).ok()?;
+    let (section, name) = key.split_once('.')?;
+    let value = table.get(section)?.get(name)?;
+    Some(super::print::redact(name, &value.to_string()))
 }
 
 /// The native commands' flags, the last layer of configuration.
