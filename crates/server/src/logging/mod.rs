@@ -34,9 +34,14 @@ pub enum LogError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// `log.level` (or `RUST_LOG`) is not a filter.
-    #[error("invalid log.level: {0}")]
-    Level(String),
+    /// `log.level` or `RUST_LOG` is not a filter.
+    #[error("invalid value for `{setting}`: {message}")]
+    Level {
+        /// `log.level` or `RUST_LOG`.
+        setting: &'static str,
+        /// What is wrong, with the accepted forms.
+        message: String,
+    },
     /// A global subscriber was already installed.
     #[error("logging is already initialised: {0}")]
     Installed(String),
@@ -101,15 +106,15 @@ pub fn check_level(value: &str) -> Result<(), String> {
 
 /// Installs the global subscriber for `cfg`. `app` names the program in MozLog
 /// lines (`Logger` is `<app>-<version>`, `Type` is `<app>:log`). `RUST_LOG`, when
-/// set and valid, overrides `log.level`.
+/// set and not empty, overrides `log.level` and is checked the same way.
 pub fn init(cfg: &LogSection, app: &str) -> Result<Logging, LogError> {
-    let filter = match EnvFilter::try_from_default_env() {
-        Ok(f) => f,
-        Err(_) => {
-            check_level(&cfg.level).map_err(LogError::Level)?;
-            EnvFilter::try_new(&cfg.level).map_err(|e| LogError::Level(e.to_string()))?
-        }
+    let (setting, level) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => ("RUST_LOG", v),
+        _ => ("log.level", cfg.level.clone()),
     };
+    let bad = |message: String| LogError::Level { setting, message };
+    check_level(&level).map_err(bad)?;
+    let filter = EnvFilter::try_new(&level).map_err(|e| bad(e.to_string()))?;
     let stdout = Sink::spawn(Target::Stdout);
     let file = (!cfg.file.is_empty()).then_some(&cfg.file);
     let (log, ansi) = match file {

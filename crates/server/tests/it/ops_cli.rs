@@ -303,6 +303,15 @@ fn bad_input_at_the_command_line_and_in_files_names_key_value_and_what_is_accept
             assert!(!err.contains("listening on") && !out.contains("listening on"));
         }
     }
+    let (code, _, err) = run(
+        &["--listen", "127.0.0.1:0", "--ops-listen", "off"],
+        &[("RUST_LOG", "loud")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("RUST_LOG") && err.contains("\"loud\"") && err.contains("TARGET=LEVEL"),
+        "{err}"
+    );
     let (code, _, err) = run(&["--bogus"], &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--bogus"), "{err}");
