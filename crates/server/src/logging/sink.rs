@@ -40,17 +40,8 @@ enum Item {
 /// A cheap handle to a background line writer; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Sink {
-    tx: SyncSender<ItemBox>,
+    tx: SyncSender<Item>,
     state: Arc<State>,
-}
-
-/// `Item` behind a box-free newtype so `Sink` can derive `Debug`.
-struct ItemBox(Item);
-
-impl std::fmt::Debug for ItemBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ItemBox")
-    }
 }
 
 #[derive(Debug, Default)]
@@ -79,7 +70,7 @@ impl Sink {
 
     /// Queues `bytes` (one or more complete lines). Never blocks.
     pub fn write_line(&self, bytes: Vec<u8>) {
-        match self.tx.try_send(ItemBox(Item::Line(bytes))) {
+        match self.tx.try_send(Item::Line(bytes)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.state.dropped.fetch_add(1, Ordering::Relaxed);
@@ -102,20 +93,20 @@ impl Sink {
     /// (or discarded). Returns whether it got there in time.
     pub fn flush(&self, timeout: Duration) -> bool {
         let (done_tx, done_rx) = mpsc::channel();
-        if self.tx.try_send(ItemBox(Item::Flush(done_tx))).is_err() {
+        if self.tx.try_send(Item::Flush(done_tx)).is_err() {
             return false;
         }
         done_rx.recv_timeout(timeout).is_ok()
     }
 }
 
-fn write_loop(target: Target, rx: Receiver<ItemBox>, state: &State) {
+fn write_loop(target: Target, rx: Receiver<Item>, state: &State) {
     let mut out: Box<dyn Write> = match target {
         Target::Stdout => Box::new(std::io::stdout()),
         Target::Stderr => Box::new(std::io::stderr()),
         Target::File(f) => Box::new(f),
     };
-    while let Ok(ItemBox(item)) = rx.recv() {
+    while let Ok(item) = rx.recv() {
         match item {
             Item::Line(bytes) => {
                 if state.broken.load(Ordering::Relaxed) {
