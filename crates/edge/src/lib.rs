@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod listener;
 pub mod origin;
 pub mod socket;
+pub mod tls;
 pub mod upgrade;
 
 pub use listener::{Bound, ListenAddr, PeerAddr};

@@ -72,6 +72,9 @@ pub enum ListenError {
     /// A live server already answers on the unix socket.
     #[error("unix socket {0} is in use by a running server")]
     InUse(String),
+    /// Binding failed; the caller names the address.
+    #[error("{0}")]
+    Os(std::io::Error),
 }
 
 /// A bound listener.
@@ -116,10 +119,16 @@ impl Bound {
 
     /// A printable URL for this listener, e.g. `http://127.0.0.1:8199` or `unix:/run/sb.sock`.
     pub fn url(&self) -> String {
+        self.url_with(false)
+    }
+
+    /// Like [`url`](Self::url); `https://` for a TCP listener when `tls` (unix sockets stay plain).
+    pub fn url_with(&self, tls: bool) -> String {
+        let scheme = if tls { "https" } else { "http" };
         match self {
             Bound::Tcp(l) => match l.local_addr() {
-                Ok(a) => format!("http://{a}"),
-                Err(_) => "http://?".to_owned(),
+                Ok(a) => format!("{scheme}://{a}"),
+                Err(_) => format!("{scheme}://?"),
             },
             Bound::Unix(_, p) => format!("unix:{}", p.display()),
         }
@@ -169,6 +178,18 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    serve_tls(listener, router, shutdown, tracker, None).await;
+}
+
+/// Like [`serve`]; with `tls`, TCP connections are served over TLS (the
+/// handshake runs in the connection's task; see [`crate::tls`]).
+pub async fn serve_tls(
+    listener: Bound,
+    router: Router,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    tls: Option<crate::tls::Tls>,
+) {
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -178,7 +199,36 @@ pub async fn serve(
             Ok((io, peer)) => {
                 let router = router.clone();
                 let shutdown = shutdown.clone();
-                tracker.spawn(serve_connection(io, peer, router, shutdown));
+                match (io, &tls) {
+                    (Io::Tcp(s), Some(tls)) => {
+                        let acceptor = tls.acceptor();
+                        tracker.spawn(async move {
+                            let handshake = tokio::time::timeout(
+                                crate::tls::HANDSHAKE_TIMEOUT,
+                                acceptor.accept(s),
+                            );
+                            match handshake.await {
+                                Ok(Ok(s)) => {
+                                    serve_connection(Io::Tls(Box::new(s)), peer, router, shutdown)
+                                        .await;
+                                }
+                                Ok(Err(e)) => {
+                                    metrics::counter!("switchboard_tls_handshake_errors_total")
+                                        .increment(1);
+                                    tracing::debug!(error = %e, "tls handshake failed");
+                                }
+                                Err(_) => {
+                                    metrics::counter!("switchboard_tls_handshake_errors_total")
+                                        .increment(1);
+                                    tracing::debug!("tls handshake timed out");
+                                }
+                            }
+                        });
+                    }
+                    (io, _) => {
+                        tracker.spawn(serve_connection(io, peer, router, shutdown));
+                    }
+                }
             }
             Err(e) => {
                 metrics::counter!("switchboard_accept_errors_total").increment(1);
@@ -196,6 +246,7 @@ pub async fn serve(
 enum Io {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
 }
 
 async fn accept(l: &Bound) -> std::io::Result<(Io, PeerAddr)> {
@@ -229,6 +280,15 @@ async fn serve_connection(io: Io, peer: PeerAddr, router: Router, shutdown: Canc
             .await
         }
         Io::Unix(s) => {
+            drive(
+                builder
+                    .serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades(),
+                shutdown,
+            )
+            .await
+        }
+        Io::Tls(s) => {
             drive(
                 builder
                     .serve_connection(TokioIo::new(s), svc)

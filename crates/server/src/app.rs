@@ -18,7 +18,10 @@ use switchboard_services::pubsub::Pubsub;
 use switchboard_services::rtc::Rtc;
 use switchboard_store::{Store, StoreError};
 
+use switchboard_edge::tls::{Tls, TlsError};
+
 use crate::config::{Config, ConfigError};
+use crate::reload::Reloader;
 use crate::{console, ops};
 
 /// The running services of one process.
@@ -48,6 +51,14 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Tracks every connection task.
     pub tracker: TaskTracker,
+    /// TLS for the `server.listen` listeners, when `server.tls_cert` is set.
+    pub tls: Option<Tls>,
+    /// Everything SIGHUP reloads.
+    pub reloader: Reloader,
+    /// Samples for the console's charts.
+    pub history: console::History,
+    /// The ops listener's URL once it is bound (for the console's links).
+    pub ops_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Why the services could not be built.
@@ -62,6 +73,44 @@ pub enum AppError {
     /// The cluster's NATS settings are not usable.
     #[error("cluster: {0}")]
     Cluster(#[from] switchboard_bus::nats::NatsSetupError),
+    /// The TLS certificate or key could not be loaded.
+    #[error("server.tls_cert / server.tls_key: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// A listener that could not be bound, named by its configuration key.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for {key}: {source}; {hint}")]
+pub struct BindError {
+    /// `server.listen` or `ops.listen`.
+    pub key: &'static str,
+    /// The address.
+    pub addr: String,
+    /// How to move it (the flag or setting of the command that was run).
+    pub hint: String,
+    /// What went wrong.
+    pub source: switchboard_edge::listener::ListenError,
+}
+
+/// How to move each listener, for the command that was run (native or a persona).
+#[derive(Debug, Clone)]
+pub struct ListenerHints {
+    /// For `server.listen`.
+    pub listen: String,
+    /// For `ops.listen`.
+    pub ops: String,
+}
+
+impl Default for ListenerHints {
+    /// The native commands' flags.
+    fn default() -> Self {
+        ListenerHints {
+            listen: "choose another address with --listen HOST:PORT (or server.listen)".into(),
+            ops: "this is the metrics and health listener: move it with --ops-listen HOST:PORT \
+                  (or ops.listen), or turn it off with --ops-listen off"
+                .into(),
+        }
+    }
 }
 
 impl App {
@@ -91,9 +140,7 @@ impl App {
         });
         let store = if config.rtc.enabled {
             let url = config.store.resolved_url();
-            let store = switchboard_store::open_with(&url, &config.store.options()).await?;
-            tracing::info!(backend = store.backend(), "store opened");
-            Some(store)
+            Some(switchboard_store::open_with(&url, &config.store.options()).await?)
         } else {
             None
         };
@@ -115,7 +162,22 @@ impl App {
             }
             _ => None,
         };
+        let reloader = Reloader::default();
+        let tls = if config.server.tls_cert.is_empty() {
+            None
+        } else {
+            let tls = Tls::load(
+                std::path::Path::new(&config.server.tls_cert),
+                std::path::Path::new(&config.server.tls_key),
+            )?;
+            reloader.register(Arc::new(tls.clone()));
+            Some(tls)
+        };
         Ok(App {
+            history: console::History::default(),
+            ops_url: Arc::default(),
+            tls,
+            reloader,
             config: Arc::new(config),
             relay,
             registry,
@@ -190,55 +252,82 @@ impl App {
 
     /// The URLs a person can open, for the start-up banner.
     pub fn service_urls(&self, base: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        if self.config.console.enabled {
-            out.push(("console".into(), format!("{base}/")));
-        }
-        if self.pubsub.is_some() {
-            let ws = base.replacen("http", "ws", 1);
-            out.push((
-                "pubsub".into(),
-                format!("{ws}{}/<channel>", self.config.pubsub.prefix),
-            ));
-        }
-        if self.pairing.is_some() {
-            let ws = base.replacen("http", "ws", 1);
-            out.push((
-                "pairing".into(),
-                format!("{ws}{}/v1/ws/", self.config.pairing.prefix),
-            ));
-        }
-        if self.rtc.is_some() {
-            let p = &self.config.rtc.prefix;
-            out.push((
-                "rtc".into(),
-                format!(
-                    "{base}{p}/v1/register, {}{p}/v1/connect",
-                    base.replacen("http", "ws", 1)
-                ),
-            ));
-            if self.config.rtc.call_page {
-                out.push(("call".into(), format!("{base}{p}/call")));
-            }
-        }
-        if self.config.echo.enabled {
-            out.push((
-                "echo".into(),
-                format!("{}/echo", base.replacen("http", "ws", 1)),
-            ));
-        }
-        out
+        service_urls(&self.config, base)
     }
 }
 
-/// Binds every configured listener (and the ops listener, if enabled).
-pub async fn bind(config: &Config) -> anyhow::Result<(Vec<Bound>, Option<Bound>)> {
+/// The URLs a person can open on a listener whose URL is `base`
+/// (`http://…` or `https://…`), for every service `config` enables.
+pub fn service_urls(config: &Config, base: &str) -> Vec<(String, String)> {
+    let ws = base.replacen("http", "ws", 1);
+    let mut out = Vec::new();
+    if config.console.enabled {
+        out.push(("console".into(), format!("{base}/")));
+    }
+    if config.pubsub.enabled {
+        out.push((
+            "pubsub".into(),
+            format!("{ws}{}/<channel>", config.pubsub.prefix),
+        ));
+    }
+    if config.pairing.enabled {
+        out.push((
+            "pairing".into(),
+            format!("{ws}{}/v1/ws/", config.pairing.prefix),
+        ));
+    }
+    if config.rtc.enabled {
+        let p = &config.rtc.prefix;
+        out.push((
+            "rtc".into(),
+            format!("{base}{p}/v1/register, {ws}{p}/v1/connect"),
+        ));
+        if config.rtc.call_page {
+            out.push(("call".into(), format!("{base}{p}/call")));
+        }
+    }
+    if config.echo.enabled {
+        out.push(("echo".into(), format!("{ws}/echo")));
+    }
+    out
+}
+
+/// Binds every configured listener (and the ops listener, if enabled); an
+/// error names the listener's key and the native flag that moves it.
+pub async fn bind(config: &Config) -> Result<(Vec<Bound>, Option<Bound>), BindError> {
+    bind_named(config, &ListenerHints::default()).await
+}
+
+/// Like [`bind`], with errors that say how to move a listener in the command that was run.
+pub async fn bind_named(
+    config: &Config,
+    hints: &ListenerHints,
+) -> Result<(Vec<Bound>, Option<Bound>), BindError> {
+    async fn one(key: &'static str, addr: &str, hint: &str) -> Result<Bound, BindError> {
+        let err = |source| BindError {
+            key,
+            addr: addr.to_owned(),
+            hint: hint.to_owned(),
+            source,
+        };
+        let parsed = ListenAddr::parse(addr).map_err(err)?;
+        Bound::bind(&parsed).await.map_err(|e| match e {
+            // The inner error repeats the address: keep only the OS's words.
+            switchboard_edge::listener::ListenError::Bind { source, .. } => BindError {
+                key,
+                addr: addr.to_owned(),
+                hint: hint.to_owned(),
+                source: switchboard_edge::listener::ListenError::Os(source),
+            },
+            other => err(other),
+        })
+    }
     let mut listeners = Vec::new();
     for l in &config.server.listen {
-        listeners.push(Bound::bind(&ListenAddr::parse(l)?).await?);
+        listeners.push(one("server.listen", l, &hints.listen).await?);
     }
     let ops = if config.ops.enabled {
-        Some(Bound::bind(&ListenAddr::parse(&config.ops.listen)?).await?)
+        Some(one("ops.listen", &config.ops.listen, &hints.ops).await?)
     } else {
         None
     };
@@ -252,14 +341,19 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     let router = app.router();
     let accept = TaskTracker::new();
     for l in listeners {
-        accept.spawn(switchboard_edge::listener::serve(
+        accept.spawn(switchboard_edge::listener::serve_tls(
             l,
             router.clone(),
             app.shutdown.clone(),
             app.tracker.clone(),
+            app.tls.clone(),
         ));
     }
+    if app.config.console.enabled {
+        accept.spawn(console::sample(app.clone()));
+    }
     if let Some(o) = ops {
+        let _ = app.ops_url.set(o.url());
         accept.spawn(switchboard_edge::listener::serve(
             o,
             ops::router(app.clone()),

@@ -11,6 +11,7 @@ pub mod console;
 pub mod logging;
 pub mod ops;
 pub mod persona;
+pub mod reload;
 
 pub use app::{App, run};
 pub use config::{Config, ConfigError};

@@ -1,33 +1,51 @@
 //! The `switchboard` binary: parse the command line, load the configuration,
 //! set up logging and signals, and run.
+//!
+//! Output never blocks or panics the process: the banner and log lines go
+//! through non-blocking sinks (see `logging`), and messages printed before
+//! logging starts ignore write errors, so a closed stdout or stderr pipe
+//! cannot stop SIGTERM from shutting the server down.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use switchboard::app::ListenerHints;
+use switchboard::config::{Flags, print};
+use switchboard::logging::Logging;
 use switchboard::persona::{channelserver, goflag::FlagError, pinghub, signal_server};
+use switchboard::reload::Reloader;
 use switchboard::{App, Config};
 
-/// Switchboard: one realtime WebSocket relay for several protocols.
 /// jemalloc keeps each size class in its own slabs and writes no headers next to
 /// allocations, so the untouched part of a connection's read buffer stays out of
 /// RSS (glibc's heap touches a page per connection there; see docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Switchboard: one realtime WebSocket relay for several protocols.
+///
+/// Without a command it runs `serve`, taking `serve`'s flags
+/// (`switchboard --config switchboard.toml`).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every enabled service (the default).
     Serve(ServeArgs),
+    /// Check or print the configuration without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run as a drop-in for Pinghub (Go-style flags: -addr, -origin, -mport, -log).
     #[command(disable_help_flag = true)]
     Pinghub {
@@ -44,6 +62,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE (with the environment and flags, as `serve` would) and
+    /// print what would be served; exit status 2 on an error.
+    Check(CheckArgs),
+    /// Print the effective configuration, every default included, each value
+    /// marked with where it came from (default, file, environment, flag);
+    /// secrets redacted. `switchboard config print > switchboard.toml` starts a file.
+    Print(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// The TOML configuration file to check.
+    file: PathBuf,
+    #[command(flatten)]
+    flags: FlagArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,50 +100,113 @@ struct SignalServerCli {
     /// Ops listener for /metrics and /healthz, or `off` (default 127.0.0.1:8198).
     #[arg(long)]
     ops_listen: Option<String>,
+    /// Reverse proxies (addresses or CIDRs, comma-separated or repeated) whose
+    /// X-Forwarded-For is believed, e.g. 127.0.0.1 for an nginx on this host.
+    /// Without it, behind a local proxy every client looks like loopback.
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, clap::Args)]
 struct ServeArgs {
-    /// TOML configuration file (see switchboard.example.toml).
+    /// TOML configuration file (see switchboard.example.toml, or `switchboard config print`).
     #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: FlagArgs,
+}
+
+#[derive(Debug, Default, clap::Args)]
+struct FlagArgs {
     /// Listen address (host:port or /unix/socket/path); repeatable; replaces server.listen.
     #[arg(long)]
     listen: Vec<String>,
-    /// Ops listener for /metrics and /healthz; replaces ops.listen.
+    /// Ops listener for /metrics and /healthz (host:port), or `off`; replaces ops.listen.
     #[arg(long)]
     ops_listen: Option<String>,
 }
 
-/// The configuration for `cli`; `warnings` receives what to log once logging is up.
-fn load(cli: Cli, warnings: &mut Vec<String>) -> Result<Config, ExitCode> {
+impl FlagArgs {
+    fn flags(&self) -> Flags {
+        Flags {
+            listen: self.listen.clone(),
+            ops_listen: self.ops_listen.clone(),
+        }
+    }
+}
+
+/// Writes a message to stderr; a closed stderr is not an error worth dying for.
+fn report(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// Writes text to stdout, ignoring a closed pipe.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// What `main` runs.
+struct Launch {
+    config: Config,
+    /// Logged once logging is up.
+    warnings: Vec<String>,
+    /// The program name in MozLog lines; `Some` for a persona whose banner is logged.
+    persona: Option<&'static str>,
+    hints: ListenerHints,
+}
+
+/// The configuration for `cli`, or the exit code when there is nothing to run.
+fn load(cli: Cli) -> Result<Launch, ExitCode> {
+    let native = |config| Launch {
+        config,
+        warnings: Vec::new(),
+        persona: None,
+        hints: ListenerHints::default(),
+    };
     match cli.command {
         Some(Command::Channelserver { args }) => {
             let dir = std::env::current_dir().unwrap_or_default();
             match channelserver::config(&args, std::env::vars(), &dir) {
-                Ok(launch) => {
-                    warnings.extend(launch.warnings);
-                    Ok(launch.config)
-                }
+                Ok(launch) => Ok(Launch {
+                    config: launch.config,
+                    warnings: launch.warnings,
+                    persona: Some("channelserver"),
+                    hints: ListenerHints {
+                        listen: "move it with PAIR_HOSTNAME and PAIR_PORT (or --hostname, --port)"
+                            .into(),
+                        ops: "this is the metrics and health listener: move it with \
+                              SWITCHBOARD_OPS_LISTEN=HOST:PORT, or leave that variable unset (or off)"
+                            .into(),
+                    },
+                }),
                 Err(channelserver::PersonaError::Help) => {
-                    eprint!("{}", channelserver::USAGE);
+                    report(channelserver::USAGE.trim_end());
                     Err(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("switchboard channelserver: {e}");
+                    report(&format!("switchboard channelserver: {e}"));
                     Err(ExitCode::from(2))
                 }
             }
         }
         Some(Command::Pinghub { args }) => match pinghub::config(&args) {
-            Ok(c) => Ok(c),
+            Ok(c) => Ok(Launch {
+                warnings: c.warnings("-origin"),
+                config: c,
+                persona: None,
+                hints: ListenerHints {
+                    listen: "move it with -addr HOST:PORT (or -addr /path/to/socket)".into(),
+                    ops: "this is the metrics listener: move it with -mport PORT".into(),
+                },
+            }),
             Err(pinghub::PersonaError::Flag(FlagError::Help)) => {
-                eprint!("{}", pinghub::USAGE);
+                report(pinghub::USAGE.trim_end());
                 Err(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("{e}");
-                eprint!("{}", pinghub::USAGE);
+                report(&format!("{e}\n{}", pinghub::USAGE.trim_end()));
                 Err(ExitCode::from(2))
             }
         },
@@ -117,52 +217,126 @@ fn load(cli: Cli, warnings: &mut Vec<String>) -> Result<Config, ExitCode> {
                 cookie_secret: a.cookie_secret,
                 admin_token: a.admin_token,
                 ops_listen: a.ops_listen,
+                trusted_proxies: a.trusted_proxies,
             };
-            signal_server::config(&args).map_err(|e| {
-                eprintln!("switchboard: {e}");
-                ExitCode::from(2)
-            })
+            match signal_server::config(&args) {
+                Ok(config) => Ok(Launch {
+                    hints: ListenerHints {
+                        listen: "move it with --listen HOST:PORT".into(),
+                        ops: ListenerHints::default().ops,
+                    },
+                    ..native(config)
+                }),
+                Err(e) => {
+                    report(&format!("switchboard signal-server: {e}"));
+                    Err(ExitCode::from(2))
+                }
+            }
         }
-        Some(Command::Serve(a)) => serve_config(a),
-        None => serve_config(ServeArgs::default()),
+        Some(Command::Config(ConfigCommand::Check(a))) => Err(check(&a)),
+        Some(Command::Config(ConfigCommand::Print(a))) => Err(print_config(&a)),
+        Some(Command::Serve(a)) => serve_config(&a).map(native),
+        None => serve_config(&cli.serve).map(native),
     }
 }
 
-fn serve_config(a: ServeArgs) -> Result<Config, ExitCode> {
-    let mut cfg = Config::load(a.config.as_deref(), std::env::vars()).map_err(|e| {
-        eprintln!("switchboard: {e}");
-        ExitCode::from(2)
-    })?;
-    if !a.listen.is_empty() {
-        cfg.server.listen = a.listen;
+fn serve_config(a: &ServeArgs) -> Result<Config, ExitCode> {
+    Config::load_traced(a.config.as_deref(), std::env::vars(), &a.flags.flags())
+        .map(|(c, _)| c)
+        .map_err(|e| {
+            report(&format!("switchboard: {e}"));
+            ExitCode::from(2)
+        })
+}
+
+/// `switchboard config check FILE`.
+fn check(a: &CheckArgs) -> ExitCode {
+    let shown = a.file.display();
+    let cfg = match Config::load_traced(Some(&a.file), std::env::vars(), &a.flags.flags()) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            report(&format!("switchboard config check: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let tls = !cfg.server.tls_cert.is_empty();
+    if tls
+        && let Err(e) = switchboard_edge::tls::Tls::load(
+            std::path::Path::new(&cfg.server.tls_cert),
+            std::path::Path::new(&cfg.server.tls_key),
+        )
+    {
+        report(&format!("{shown}: server.tls_cert / server.tls_key: {e}"));
+        return ExitCode::from(2);
     }
-    if let Some(o) = a.ops_listen {
-        cfg.ops.listen = o;
+    let mut text = format!("{shown}: ok\n");
+    for l in &cfg.server.listen {
+        let base = if l.starts_with('/') {
+            format!("unix:{l}")
+        } else {
+            format!("{}://{l}", if tls { "https" } else { "http" })
+        };
+        text.push_str(&format!("would listen on {base}\n"));
+        for (name, url) in switchboard::app::service_urls(&cfg, &base) {
+            text.push_str(&format!("  {name:<8} {url}\n"));
+        }
     }
-    cfg.validate().map_err(|e| {
-        eprintln!("switchboard: {e}");
-        ExitCode::from(2)
-    })?;
-    Ok(cfg)
+    if cfg.ops.enabled {
+        text.push_str(&format!(
+            "would serve ops on http://{}/metrics and /healthz\n",
+            cfg.ops.listen
+        ));
+    } else {
+        text.push_str("ops listener off\n");
+    }
+    if cfg.rtc.enabled {
+        text.push_str(&format!("store: {}\n", redacted_store_url(&cfg)));
+    }
+    out(&text);
+    ExitCode::SUCCESS
+}
+
+fn redacted_store_url(cfg: &Config) -> String {
+    let url = cfg.store.resolved_url();
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://…@{host}"),
+        _ => url,
+    }
+}
+
+/// `switchboard config print`.
+fn print_config(a: &ServeArgs) -> ExitCode {
+    match Config::load_traced(a.config.as_deref(), std::env::vars(), &a.flags.flags())
+        .and_then(|(c, p)| print::render(&c, &p))
+    {
+        Ok(text) => {
+            out(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&format!("switchboard: {e}"));
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The channelserver persona speaks as "channelserver" in its MozLog lines and logs its banner.
-    let persona = match cli.command {
-        Some(Command::Channelserver { .. }) => Some("channelserver"),
-        _ => None,
-    };
-    let mut warnings = Vec::new();
-    let cfg = match load(cli, &mut warnings) {
-        Ok(c) => c,
+    let launch = match load(cli) {
+        Ok(l) => l,
         Err(code) => return code,
     };
-    if let Err(e) = switchboard::logging::init_as(&cfg.log, persona.unwrap_or("switchboard")) {
-        eprintln!("switchboard: {e}");
-        return ExitCode::from(2);
-    }
-    for w in &warnings {
+    let logging = match switchboard::logging::init(
+        &launch.config.log,
+        launch.persona.unwrap_or("switchboard"),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&format!("switchboard: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    for w in &launch.warnings {
         tracing::warn!("{w}");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -171,31 +345,59 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("switchboard: cannot start the runtime: {e}");
+            tracing::error!(error = %e, "cannot start the runtime");
+            logging.flush();
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
-        switchboard::ops::recorder();
-        let (listeners, ops) = match switchboard::app::bind(&cfg).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("switchboard: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let shutdown = CancellationToken::new();
-        let app = match App::new(cfg, shutdown.clone()).await {
-            Ok(app) => app,
-            Err(e) => {
-                eprintln!("switchboard: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let code = rt.block_on(serve(launch, &logging));
+    logging.flush();
+    code
+}
+
+async fn serve(launch: Launch, logging: &Logging) -> ExitCode {
+    let Launch {
+        config: cfg,
+        persona,
+        hints,
+        ..
+    } = launch;
+    switchboard::ops::recorder();
+    // Start-up errors go to stderr; into the log file as well when there is one.
+    let log_to_file = !cfg.log.file.is_empty();
+    let fail = |e: &dyn std::fmt::Display| {
+        if log_to_file {
+            tracing::error!("{e}");
+        }
+        report(&format!("switchboard: {e}"));
+        ExitCode::FAILURE
+    };
+    // Everything that can fail on the configuration (store, certificates) before anything listens.
+    let shutdown = CancellationToken::new();
+    let app = match App::new(cfg, shutdown.clone()).await {
+        Ok(app) => app,
+        Err(e) => return fail(&e),
+    };
+    let (listeners, ops) = match switchboard::app::bind_named(&app.config, &hints).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let tls = app.tls.is_some();
+    if persona.is_some() {
+        // A persona's stdout carries its log format only: the banner becomes log lines.
+        for l in &listeners {
+            tracing::info!("Starting server: listening on {}/", l.url_with(tls));
+        }
+        if let Some(o) = &ops {
+            tracing::info!("Starting ops server: {}/metrics and /healthz", o.url());
+        }
+    } else {
+        // The banner is the program's output, read by people and by tests to find the port.
         let mut banner = String::new();
         for l in &listeners {
-            banner.push_str(&format!("switchboard: listening on {}\n", l.url()));
-            for (name, url) in app.service_urls(&l.url()) {
+            let url = l.url_with(tls);
+            banner.push_str(&format!("switchboard: listening on {url}\n"));
+            for (name, url) in app.service_urls(&url) {
                 banner.push_str(&format!("  {name:<8} {url}\n"));
             }
         }
@@ -205,41 +407,36 @@ fn main() -> ExitCode {
                 o.url()
             ));
         }
-        if persona.is_some() {
-            // A persona's stdout carries its log format only: the banner becomes log lines.
-            for l in &listeners {
-                tracing::info!("Starting server: listening on {}/", l.url());
-            }
-            if let Some(o) = &ops {
-                tracing::info!("Starting ops server: {}/metrics and /healthz", o.url());
-            }
-        } else {
-            // The banner is the program's output, read by people and by tests to find the port.
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{banner}");
-            }
-        }
-        tokio::spawn(signals(shutdown));
-        switchboard::run(app, listeners, ops).await;
-        tracing::info!("stopped");
-        ExitCode::SUCCESS
-    })
+        logging.banner(&banner);
+    }
+    tokio::spawn(signals(shutdown, app.reloader.clone()));
+    switchboard::run(app, listeners, ops).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn signals(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM or SIGINT; reloads everything reloadable on SIGHUP.
+async fn signals(shutdown: CancellationToken, reloader: Reloader) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT"); break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                // Reading files may block briefly: keep it off the runtime's workers.
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_all()).await;
+            }
+        }
     }
     shutdown.cancel();
 }

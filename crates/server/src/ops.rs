@@ -1,6 +1,10 @@
 //! The operations endpoints, on their own listener (loopback by default):
 //! `/metrics` (Prometheus text) and `/healthz` (200 `ok` when ready; 503 with
 //! the reason while the cluster bus is not connected).
+//!
+//! `docs/metrics.md` is the reference of every metric and the source of their
+//! `# HELP` texts: its table rows are compiled in ([`documented`]) and
+//! described to the recorder when it is installed.
 
 use std::sync::OnceLock;
 
@@ -12,11 +16,84 @@ use crate::App;
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the Prometheus recorder once per process and returns its handle.
-/// `None` if another recorder was installed first (tests running several apps).
+/// The metrics reference, compiled in.
+const REFERENCE: &str = include_str!("../../../docs/metrics.md");
+
+/// The kind of a documented metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution (rendered as a summary).
+    Histogram,
+}
+
+/// One row of `docs/metrics.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Documented {
+    /// The metric name.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its label names.
+    pub labels: Vec<&'static str>,
+    /// What it means (the `# HELP` text).
+    pub help: &'static str,
+}
+
+/// Every metric documented in `docs/metrics.md`: the table rows whose first
+/// cell is a backquoted `switchboard_…` name.
+pub fn documented() -> Vec<Documented> {
+    let mut out = Vec::new();
+    for line in REFERENCE.lines() {
+        if !line.starts_with("| `switchboard_") {
+            continue;
+        }
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        let cells: Vec<&'static str> = inner.splitn(4, " | ").map(str::trim).collect();
+        let [name, kind, labels, help] = cells[..] else {
+            continue;
+        };
+        let kind = match kind {
+            "counter" => Kind::Counter,
+            "gauge" => Kind::Gauge,
+            "histogram" => Kind::Histogram,
+            _ => continue,
+        };
+        let name = name.trim_matches('`');
+        let labels = labels
+            .split(',')
+            .map(|l| l.trim().trim_matches('`'))
+            .filter(|l| !l.is_empty() && *l != "—")
+            .collect();
+        out.push(Documented {
+            name,
+            kind,
+            labels,
+            help,
+        });
+    }
+    out
+}
+
+/// Installs the Prometheus recorder once per process, describes every
+/// documented metric, and returns its handle. `None` if another recorder was
+/// installed first (tests running several apps).
 pub fn recorder() -> Option<&'static PrometheusHandle> {
     RECORDER
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            for d in documented() {
+                match d.kind {
+                    Kind::Counter => metrics::describe_counter!(d.name, d.help),
+                    Kind::Gauge => metrics::describe_gauge!(d.name, d.help),
+                    Kind::Histogram => metrics::describe_histogram!(d.name, d.help),
+                }
+            }
+            Some(handle)
+        })
         .as_ref()
 }
 
@@ -70,4 +147,28 @@ pub fn router(app: App) -> Router {
                 }
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_parses() {
+        let all = documented();
+        assert!(all.len() > 20, "{all:?}");
+        let d = all
+            .iter()
+            .find(|d| d.name == "switchboard_ws_disconnects_total")
+            .expect("documented");
+        assert_eq!(d.kind, Kind::Counter);
+        assert_eq!(d.labels, ["service", "reason"]);
+        assert!(d.help.starts_with("WebSocket connections that ended"));
+        let c = all
+            .iter()
+            .find(|d| d.name == "switchboard_connections")
+            .expect("documented");
+        assert!(c.labels.is_empty());
+        assert!(all.iter().all(|d| d.name.starts_with("switchboard_")));
+    }
 }

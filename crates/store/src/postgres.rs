@@ -50,6 +50,7 @@ impl PgStore {
         }
         let (host, port) = (connect.get_host().to_owned(), connect.get_port());
         let database = connect.get_database().unwrap_or_default().to_owned();
+        probe(&connect, options.acquire_timeout).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections_or(POSTGRES_DEFAULT_MAX_CONNECTIONS))
             .min_connections(options.min_connections)
@@ -179,6 +180,66 @@ impl Store for PgStore {
     }
 }
 
+/// Opens one connection first, so that a failure at start names the server
+/// and the cause (the pool would only say that it timed out waiting).
+async fn probe(connect: &PgConnectOptions, timeout: Duration) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let user = connect.get_username().to_owned();
+    let database = connect.get_database().unwrap_or(&user).to_owned();
+    let at = format!(
+        "PostgreSQL at {}:{} (database {database:?}, user {user:?})",
+        connect.get_host(),
+        connect.get_port()
+    );
+    let attempt = tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(connect)).await;
+    let e = match attempt {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Ok(Err(e)) => e,
+        Err(_) => {
+            return Err(StoreError::Unavailable {
+                op: "connect",
+                message: format!("cannot connect to {at}: no answer within {timeout:?}"),
+            });
+        }
+    };
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code().map(|c| c.into_owned()));
+    Err(match (code.as_deref(), &e) {
+        (Some("28P01" | "28000"), _) => StoreError::Config {
+            message: format!(
+                "cannot connect to {at}: authentication failed (check the user and password in store.url and pg_hba.conf)"
+            ),
+        },
+        (Some("3D000"), _) => StoreError::Config {
+            message: format!(
+                "cannot connect to {at}: the database does not exist (create it, or name another in store.url)"
+            ),
+        },
+        (_, sqlx::Error::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            StoreError::Unavailable {
+                op: "connect",
+                message: format!(
+                    "cannot connect to {at}: connection refused (is PostgreSQL running and listening there?)"
+                ),
+            }
+        }
+        _ => match ops::map_sqlx(Backend::Postgres, "connect", e) {
+            StoreError::Config { message } => StoreError::Config {
+                message: format!("cannot connect to {at}: {message}"),
+            },
+            StoreError::Unavailable { op, message } => StoreError::Unavailable {
+                op,
+                message: format!("cannot connect to {at}: {message}"),
+            },
+            other => other,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +266,11 @@ mod tests {
         assert!(
             matches!(got, Err(StoreError::Unavailable { op: "connect", .. })),
             "{got:?}"
+        );
+        let message = got.unwrap_err().to_string();
+        assert!(
+            message.contains("127.0.0.1:1") && message.contains("connection refused"),
+            "names the server and the cause: {message}"
         );
     }
 }

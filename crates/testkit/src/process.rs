@@ -268,9 +268,11 @@ pub struct ServerProcess {
     _scratch: Option<TempDir>,
 }
 
-/// The address in a `… listening on http://HOST:PORT[/…]` line.
+/// The address in a `… listening on http://HOST:PORT[/…]` (or `https://`) line.
 pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    let (_, rest) = line.split_once("listening on http://")?;
+    let (_, rest) = line
+        .split_once("listening on http://")
+        .or_else(|| line.split_once("listening on https://"))?;
     let authority = rest.split(|c: char| c == '/' || c.is_whitespace()).next()?;
     authority.parse().ok()
 }

@@ -9,8 +9,10 @@ use std::path::Path;
 
 mod cluster;
 mod pairing;
+pub mod print;
 mod pubsub;
 mod rtc;
+pub mod sources;
 mod store;
 
 use serde::Deserialize;
@@ -20,6 +22,7 @@ pub use cluster::{ClusterSection, default_node_name};
 pub use pairing::PairingSection;
 pub use pubsub::{HistorySection, MAX_HISTORY, PubsubSection};
 pub use rtc::RtcSection;
+pub use sources::{Flags, Provenance, Source};
 pub use store::StoreSection;
 
 /// A configuration error, naming the key at fault.
@@ -36,7 +39,9 @@ pub enum ConfigError {
     /// The TOML did not parse or did not match the schema (unknown key, wrong type).
     #[error("invalid configuration: {0}")]
     Parse(String),
-    /// A value is syntactically fine but not allowed.
+    /// A value is syntactically fine but not allowed. When it comes from
+    /// [`Config::load_traced`], `message` ends with the value given (unless it
+    /// is a secret) and where it came from.
     #[error("invalid value for `{key}`: {message}")]
     Invalid {
         /// The dotted key, e.g. `pubsub.prefix`.
@@ -101,6 +106,11 @@ pub struct ServerSection {
     pub shutdown_timeout_secs: u64,
     /// Number of hub shards.
     pub hub_shards: usize,
+    /// PEM file with the TLS certificate chain; with `tls_key`, every
+    /// `listen` address serves HTTPS/WSS (empty: plain HTTP). Reloaded on SIGHUP.
+    pub tls_cert: String,
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: String,
 }
 
 impl Default for ServerSection {
@@ -110,6 +120,8 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 10,
             hub_shards: 64,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -141,8 +153,8 @@ pub struct LogSection {
     pub level: String,
     /// `text` or `json`.
     pub format: String,
-    /// Append logs to this absolute path instead of stderr.
-    pub file: Option<String>,
+    /// Append logs to this absolute path instead of stderr (empty: stderr).
+    pub file: String,
 }
 
 impl Default for LogSection {
@@ -150,7 +162,7 @@ impl Default for LogSection {
         LogSection {
             level: "info".into(),
             format: "text".into(),
-            file: None,
+            file: String::new(),
         }
     }
 }
@@ -176,6 +188,24 @@ pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigEr
         key,
         message: message.into(),
     }
+}
+
+/// Whether an allowed-origin entry can ever match a browser's `Origin` header:
+/// `*`, or `scheme://host[:port]`.
+fn origin_has_scheme(origin: &str) -> bool {
+    origin == "*"
+        || origin
+            .split_once("://")
+            .is_some_and(|(scheme, host)| !scheme.is_empty() && !host.is_empty())
+}
+
+fn origin_problem(origin: &str) -> String {
+    let host = origin.trim_start_matches('/');
+    format!(
+        "{origin:?} has no scheme, so no browser's Origin header can match it and only requests \
+         without an Origin header are allowed; write it as a browser sends it, e.g. \
+         \"https://{host}\" (or \"*\" to allow every origin)"
+    )
 }
 
 pub(crate) fn check_prefix(key: &'static str, p: &str) -> Result<(), ConfigError> {
@@ -207,6 +237,19 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Ok(Config::load_traced(path, env, &Flags::default())?.0)
+    }
+
+    /// The native configuration: `path` (if any), then the environment
+    /// overrides from `env`, then the command-line `flags`; validated, with
+    /// where each value came from. An error names the key, and the variable or
+    /// flag when the value came from one.
+    pub fn load_traced(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Flags,
+    ) -> Result<(Self, Provenance), ConfigError> {
+        let shown = path.map(|p| p.display().to_string());
         let text = match path {
             Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.display().to_string(),
@@ -214,29 +257,80 @@ impl Config {
             })?,
             None => String::new(),
         };
-        let mut value: toml::Table =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let in_file = |e: toml::de::Error| {
+            ConfigError::Parse(match &shown {
+                Some(p) => format!("{p}: {e}"),
+                None => e.to_string(),
+            })
+        };
+        let mut value: toml::Table = toml::from_str(&text).map_err(in_file)?;
         // Parse once without overrides so file errors name the file's key.
-        let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let _: Config = toml::from_str(&text).map_err(in_file)?;
+        let mut provenance = Provenance::from_file(path, &value);
         let applied = apply_env(&mut value, env)?;
         let merged = toml::to_string(&value).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let mut cfg: Config = toml::from_str(&merged).map_err(|e| {
             let msg = e.to_string();
             // Name the environment variable when the bad key came from one.
-            match applied.iter().find(|(_, key)| {
+            match applied.iter().find(|(_, _, key)| {
                 msg.contains(&format!("`{key}`")) || msg.contains(&format!("{key} ="))
             }) {
-                Some((var, _)) => {
+                Some((var, _, _)) => {
                     ConfigError::Parse(format!("{msg} (set by environment variable {var})"))
                 }
                 None => ConfigError::Parse(msg),
             }
         })?;
+        for (var, section, key) in applied {
+            provenance.set(format!("{section}.{key}"), Source::Env(var));
+        }
+        flags.apply(&mut cfg, &mut provenance);
+        cfg.normalize(&mut provenance);
         if let Some(p) = path {
             cfg.store.set_config_path(p);
         }
-        cfg.validate()?;
-        Ok(cfg)
+        cfg.validate()
+            .and_then(|()| cfg.check_native())
+            .map_err(|e| provenance.annotate(e, &cfg))?;
+        Ok((cfg, provenance))
+    }
+
+    /// Spellings that mean something else: `ops.listen = "off"` turns the ops listener off.
+    fn normalize(&mut self, provenance: &mut Provenance) {
+        if self.ops.listen == "off" {
+            self.ops.enabled = false;
+            self.ops.listen = OpsSection::default().listen;
+            let from = provenance.source("ops.listen");
+            provenance.set("ops.enabled".into(), from);
+        }
+    }
+
+    /// Checks that native configuration refuses but the personas (whose
+    /// originals accepted such values) only warn about; see [`Config::warnings`].
+    pub fn check_native(&self) -> Result<(), ConfigError> {
+        for (key, origins) in [
+            ("pubsub.origins", &self.pubsub.origins),
+            ("rtc.origins", &self.rtc.origins),
+        ] {
+            if let Some(bad) = origins.iter().find(|o| !origin_has_scheme(o)) {
+                return Err(invalid(key, origin_problem(bad)));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a persona warns about at start instead of refusing (see [`Config::check_native`]).
+    pub fn warnings(&self, origin_flag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.pubsub.enabled {
+            for bad in self.pubsub.origins.iter().filter(|o| !origin_has_scheme(o)) {
+                out.push(format!(
+                    "{origin_flag}: {}; accepted for compatibility",
+                    origin_problem(bad)
+                ));
+            }
+        }
+        out
     }
 
     /// Checks every value that the types alone do not.
@@ -256,8 +350,12 @@ impl Config {
             return Err(invalid("server.hub_shards", "must be at least 1"));
         }
         if self.ops.enabled {
-            ListenAddr::parse(&self.ops.listen)
-                .map_err(|e| invalid("ops.listen", e.to_string()))?;
+            ListenAddr::parse(&self.ops.listen).map_err(|e| {
+                invalid(
+                    "ops.listen",
+                    format!("{e}, or \"off\" to serve no ops endpoints"),
+                )
+            })?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json" | "mozlog") {
             return Err(invalid(
@@ -265,11 +363,34 @@ impl Config {
                 "must be \"text\", \"json\" or \"mozlog\"",
             ));
         }
-        if self.log.file.as_ref().is_some_and(|f| !f.starts_with('/')) {
-            return Err(invalid("log.file", "must be an absolute path"));
+        if !self.log.file.is_empty() && !self.log.file.starts_with('/') {
+            return Err(invalid(
+                "log.file",
+                format!(
+                    "{:?} is not an absolute path; give an absolute path, or leave it empty for stderr",
+                    self.log.file
+                ),
+            ));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| invalid("log.level", e.to_string()))?;
+        crate::logging::check_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
+        match (
+            self.server.tls_cert.is_empty(),
+            self.server.tls_key.is_empty(),
+        ) {
+            (true, false) => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "is empty while server.tls_key is set; set both (PEM files) or neither",
+                ));
+            }
+            (false, true) => {
+                return Err(invalid(
+                    "server.tls_key",
+                    "is empty while server.tls_cert is set; set both (PEM files) or neither",
+                ));
+            }
+            _ => {}
+        }
         self.pubsub.validate()?;
         self.rtc.validate()?;
         self.store.validate()?;
@@ -301,11 +422,11 @@ impl Config {
 /// Applies `SWITCHBOARD_<SECTION>_<KEY>` overrides. The value is read as a TOML
 /// scalar when it parses as one (number, boolean), else as a string; keys whose
 /// default is a list take a comma-separated value.
-/// Returns every applied override as (variable, key).
+/// Returns every applied override as (variable, section, key).
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<(String, String)>, ConfigError> {
+) -> Result<Vec<(String, String, String)>, ConfigError> {
     let mut applied = Vec::new();
     let defaults =
         toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Parse(e.to_string()))?;
@@ -325,7 +446,7 @@ fn apply_env(
         // Keys without a default (optional ones) are not in `defaults`; the final parse
         // with `deny_unknown_fields` rejects a key that does not exist at all.
         let default = defaults.get(&section).and_then(|t| t.get(&key)).cloned();
-        applied.push((name.clone(), key.clone()));
+        applied.push((name.clone(), section.clone(), key.clone()));
         let value = match default {
             Some(toml::Value::Array(_)) => toml::Value::Array(
                 raw.split(',')

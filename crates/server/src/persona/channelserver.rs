@@ -405,7 +405,9 @@ pub fn config(
     }
 
     let mut config = settings.into_config();
-    if let Some((_, ops)) = env.iter().find(|(k, _)| k == "SWITCHBOARD_OPS_LISTEN") {
+    if let Some((_, ops)) = env.iter().find(|(k, _)| k == "SWITCHBOARD_OPS_LISTEN")
+        && ops != "off"
+    {
         config.ops.enabled = true;
         config.ops.listen = ops.clone();
     }

@@ -81,7 +81,7 @@ pub fn config(args: &[String]) -> Result<Config, PersonaError> {
                 message: "must be an absolute path".into(),
             });
         }
-        c.log.file = Some(log.clone());
+        c.log.file.clone_from(log);
     }
     c.validate()?;
     Ok(c)
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(c.server.listen, ["/tmp/ph.sock"]);
         assert_eq!(c.pubsub.origins, ["https://example.com"]);
         assert_eq!(c.ops.listen, "127.0.0.1:9999");
-        assert_eq!(c.log.file.as_deref(), Some("/tmp/ph.log"));
+        assert_eq!(c.log.file, "/tmp/ph.log");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! running, the original's paths at the root, and no demo page. The flags
 //! cover what the original could not do: where to listen, where registered
 //! names are kept (default `./switchboard.sqlite3`), signed cookies, the kick
-//! token and the ops listener.
+//! token, trusted reverse proxies and the ops listener.
 
 use crate::config::{Config, ConfigError};
 
@@ -26,6 +26,8 @@ pub struct SignalServerArgs {
     pub admin_token: Option<String>,
     /// Ops listener (`/metrics`, `/healthz`), or `off`; default `127.0.0.1:8198`.
     pub ops_listen: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Builds the configuration for the persona.
@@ -51,6 +53,9 @@ pub fn config(args: &SignalServerArgs) -> Result<Config, ConfigError> {
     }
     if let Some(t) = &args.admin_token {
         c.rtc.admin_token = t.clone();
+    }
+    if !args.trusted_proxies.is_empty() {
+        c.server.trusted_proxies.clone_from(&args.trusted_proxies);
     }
     match args.ops_listen.as_deref() {
         Some("off") => c.ops.enabled = false,
@@ -85,6 +90,7 @@ mod tests {
             cookie_secret: Some("0123456789abcdef".into()),
             admin_token: Some("fedcba9876543210".into()),
             ops_listen: Some("off".into()),
+            trusted_proxies: vec!["127.0.0.1".into()],
         })
         .unwrap();
         assert_eq!(c.server.listen, ["127.0.0.1:0"]);
@@ -92,6 +98,7 @@ mod tests {
         assert_eq!(c.rtc.cookie_secret, "0123456789abcdef");
         assert_eq!(c.rtc.admin_token, "fedcba9876543210");
         assert!(!c.ops.enabled);
+        assert_eq!(c.server.trusted_proxies, ["127.0.0.1"]);
         let bad = config(&SignalServerArgs {
             cookie_secret: Some("short".into()),
             ..SignalServerArgs::default()

@@ -10,6 +10,10 @@ mod rtc_common;
 mod support;
 
 mod autobahn;
+mod console_browser;
+mod deploy;
+mod metrics_doc;
+mod ops_cli;
 mod pairing;
 mod pairing_bench;
 mod pairing_node;
@@ -23,3 +27,4 @@ mod rtc_browser;
 mod rtc_differences;
 mod rtc_persona;
 mod rtc_store;
+mod tls;

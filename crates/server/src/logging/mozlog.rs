@@ -1,63 +1,16 @@
-//! Logging setup: `tracing` to stderr or an append-only file, as text or JSON,
-//! or as MozLog JSON lines on stdout (the channelserver persona's format).
-//! Message bodies and secrets are never logged by any module.
+//! The MozLog event format (the channelserver persona's log lines): one JSON
+//! object per line with the original's field names and order.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::OpenOptions;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
-
-use crate::config::LogSection;
-
-/// Installs the global subscriber. Errors if the log file cannot be opened.
-pub fn init(cfg: &LogSection) -> anyhow::Result<()> {
-    init_as(cfg, "switchboard")
-}
-
-/// Like [`init`]; `app` names the program in MozLog lines (`Logger` is
-/// `<app>-<version>`, `Type` is `<app>:log`).
-pub fn init_as(cfg: &LogSection, app: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&cfg.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let json = cfg.format == "json";
-    let mozlog = (cfg.format == "mozlog").then(|| MozLog::new(app));
-    match &cfg.file {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            let b = builder.with_ansi(false).with_writer(Mutex::new(file));
-            if let Some(m) = mozlog {
-                b.event_format(m).try_init()
-            } else if json {
-                b.json().try_init()
-            } else {
-                b.try_init()
-            }
-        }
-        // MozLog goes to stdout, one object per line, as the original's does.
-        None if mozlog.is_some() => builder
-            .with_writer(std::io::stdout)
-            .event_format(MozLog::new(app))
-            .try_init(),
-        None => {
-            let b = builder.with_writer(std::io::stderr);
-            if json {
-                b.json().try_init()
-            } else {
-                b.try_init()
-            }
-        }
-    }
-    .map_err(|e| anyhow::anyhow!("logging: {e}"))
-}
 
 /// A `tracing` event formatter writing [MozLog](https://wiki.mozilla.org/Firefox/Services/Logging)
 /// JSON: `{"Logger","Type","Pid","Severity","Timestamp","Fields"}`, one object
@@ -177,7 +130,7 @@ impl Visit for FieldMap<'_> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
