@@ -9,13 +9,15 @@
 //! - [`process`]: the real `switchboard` binary as a child ([`process::ServerProcess`]),
 //!   bounded commands, scratch directories.
 //! - [`pg`]: a fresh PostgreSQL database per test; [`nats`]: a `nats-server`
-//!   per test on a dynamic port that can be stopped and restarted.
+//!   per test on a dynamic port that can be stopped and restarted; [`proxy`]: a
+//!   TCP forwarder a test can cut (a dependency that goes away).
 
 pub mod deps;
 pub mod http;
 pub mod nats;
 pub mod pg;
 pub mod process;
+pub mod proxy;
 pub mod raw;
 pub mod ws;
 

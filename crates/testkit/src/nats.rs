@@ -30,6 +30,8 @@ pub struct NatsOptions {
     pub config: Option<String>,
     /// Turn JetStream off (it is on by default).
     pub no_jetstream: bool,
+    /// Listen on this port (default: a free one).
+    pub port: Option<u16>,
 }
 
 /// A running `nats-server` owned by one test.
@@ -58,11 +60,11 @@ impl NatsServer {
         };
         let mut server = NatsServer {
             binary,
-            options,
+            port: options.port.unwrap_or(0),
             dir: TempDir::new("nats"),
-            port: 0,
             child: None,
             log: Vec::new(),
+            options,
         };
         server.launch();
         Some(server)

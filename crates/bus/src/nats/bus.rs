@@ -180,9 +180,15 @@ impl NatsBus {
 
 impl Inner {
     fn enqueue(&self, subject: String, payload: Bytes) -> Result<(), BusError> {
-        let Some(client) = self.conn.client() else {
-            counter!("switchboard_bus_dropped_total", "reason" => "disconnected").increment(1);
-            return Err(BusError::Disconnected);
+        // While disconnected, drop and count rather than let async-nats buffer: a
+        // buffered publish can reach the server before the other nodes have
+        // resubscribed after the outage, and vanish there uncounted.
+        let client = match self.conn.client() {
+            Some(c) if self.conn.is_connected() => c,
+            _ => {
+                counter!("switchboard_bus_dropped_total", "reason" => "disconnected").increment(1);
+                return Err(BusError::Disconnected);
+            }
         };
         let max = client.server_info().max_payload;
         if max > 0 && payload.len() > max {
@@ -290,11 +296,12 @@ impl Inner {
                 return 0;
             }
         };
-        if !self.members.is_alive(d.origin)
-            && !self
-                .members
-                .wait_alive(d.origin, Duration::from_millis(500))
-                .await
+        // The origin must be a node heard from (a heartbeat racing its first
+        // message gets half a second), not merely one this node cannot rule out.
+        if !self
+            .members
+            .wait_alive(d.origin, Duration::from_millis(500))
+            .await
         {
             counter!("switchboard_bus_dropped_total", "reason" => "unknown_node").increment(1);
             log_once(
@@ -361,8 +368,9 @@ impl Bus for NatsBus {
             counter!("switchboard_bus_fast_path_total").increment(1);
             return Ok(Route::Local);
         }
-        if *inner.streams.borrow() == 0 {
-            // No stream captures the sequencer subjects yet: the message would vanish.
+        if *inner.streams.borrow() != inner.conn.generation_now() {
+            // The sequencing streams are not (re)declared on this connection yet: a
+            // publish into a stream NATS lost in a restart would vanish.
             counter!("switchboard_bus_dropped_total", "reason" => "not_ready").increment(1);
             return Err(BusError::Disconnected);
         }
@@ -405,11 +413,15 @@ impl Bus for NatsBus {
         let wait = self.inner.conn.options().request_timeout * 2;
         let ordered = self.inner.topics.is_ordered(topic);
         let mut streams = self.inner.streams.subscribe();
+        let conn = self.inner.conn.clone();
         Box::pin(async move {
             if ordered
-                && tokio::time::timeout(wait, streams.wait_for(|g| *g > 0))
-                    .await
-                    .is_err()
+                && tokio::time::timeout(
+                    wait,
+                    streams.wait_for(|g| *g > 0 && *g == conn.generation_now()),
+                )
+                .await
+                .is_err()
             {
                 return Err(BusError::Timeout(wait));
             }
@@ -469,7 +481,7 @@ impl Bus for NatsBus {
 
     fn health(&self) -> BusHealth {
         let mut h = self.inner.conn.health();
-        if h.connected && *self.inner.streams.borrow() == 0 {
+        if h.connected && *self.inner.streams.borrow() != self.inner.conn.generation_now() {
             h.connected = false;
             h.detail = "connected to NATS; declaring the sequencing streams".into();
         }

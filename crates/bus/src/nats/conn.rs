@@ -273,6 +273,11 @@ impl NatsConn {
         }
     }
 
+    /// The current connection generation (0 before the first connection).
+    pub(crate) fn generation_now(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
     /// Bumped on every (re)connect; watch it to redo server-side setup.
     pub(crate) fn generation(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()

@@ -115,6 +115,14 @@ pub fn init(cfg: &LogSection, app: &str) -> Result<Logging, LogError> {
     let bad = |message: String| LogError::Level { setting, message };
     check_level(&level).map_err(bad)?;
     let filter = EnvFilter::try_new(&level).map_err(|e| bad(e.to_string()))?;
+    // async-nats reports every connection event itself at info level; the bus logs
+    // those it cares about once, with context. Its own lines stay at warn unless
+    // the filter names it.
+    let filter = if level.contains("async_nats") {
+        filter
+    } else {
+        filter.add_directive("async_nats=warn".parse().map_err(|e| bad(format!("{e}")))?)
+    };
     let stdout = Sink::spawn(Target::Stdout);
     let file = (!cfg.file.is_empty()).then_some(&cfg.file);
     let (log, ansi) = match file {

@@ -5,11 +5,15 @@
 //!
 //! Run one area with `cargo test -p switchboard --test it -- pairing::`.
 
+mod cluster_support;
 mod harness;
 mod rtc_common;
 mod support;
 
 mod autobahn;
+mod cluster;
+mod cluster_faults;
+mod cluster_nats;
 mod console_browser;
 mod deploy;
 mod metrics_doc;
