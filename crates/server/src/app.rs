@@ -13,7 +13,7 @@ use switchboard_core::{Disconnect, Membership, Presence, Records, Registry, Rela
 use switchboard_edge::socket::SocketConfig;
 use switchboard_edge::{Bound, ListenAddr};
 use switchboard_services::echo::Echo;
-use switchboard_services::pairing::{Pairing, dockerflow};
+use switchboard_services::pairing::{ChannelBook, Pairing, dockerflow};
 use switchboard_services::pubsub::Pubsub;
 use switchboard_services::rtc::Rtc;
 use switchboard_store::{Store, StoreError};
@@ -136,6 +136,7 @@ impl App {
                 relay.clone(),
                 registry.clone(),
                 socket.clone(),
+                ChannelBook::new(cluster.records.clone(), cluster.membership.clone()),
             )
         });
         let store = if config.rtc.enabled {

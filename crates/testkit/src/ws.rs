@@ -91,12 +91,16 @@ impl Client {
         self.send(Message::close(Some(code), reason)).await;
     }
 
-    /// The next event (text, binary, close, drop), skipping pings. Panics after [`WAIT`].
+    /// The next event (text, binary, close, drop), skipping pings. Panics after
+    /// [`WAIT`] in all (pings do not extend it).
     pub async fn next(&mut self) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match self.next_raw().await {
-                Event::Ping => continue,
-                e => return e,
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match timeout(left, self.next_raw()).await {
+                Err(_) => panic!("no event but pings within {WAIT:?}"),
+                Ok(Event::Ping) => continue,
+                Ok(e) => return e,
             }
         }
     }

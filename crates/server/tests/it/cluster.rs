@@ -157,3 +157,204 @@ async fn rtc_names_presence_delivery_and_kick_span_the_cluster() {
         }
     }
 }
+
+/// The channel id in a pairing connection's first frame.
+async fn channel_id(c: &mut Client) -> String {
+    let hello: serde_json::Value = serde_json::from_str(&c.text().await).expect("json");
+    hello["channelid"]
+        .as_str()
+        .expect("a channel id")
+        .to_owned()
+}
+
+/// A pairing connection to `node` for channel `id` (empty: create) as client `ip`.
+async fn pair(c: &TestCluster, node: usize, id: &str, ip: &str) -> Client {
+    ws::try_connect(
+        c.addr(node),
+        &format!("/v1/ws/{id}"),
+        &[("X-Forwarded-For", ip)],
+    )
+    .await
+    .expect("upgrade")
+}
+
+fn pairing_cluster(limits: &str) -> ClusterSpec {
+    ClusterSpec {
+        nodes: 3,
+        extra_toml: format!(
+            "[pairing]\nprefix = \"\"\ntrusted_proxies = [\"127.0.0.1\"]\n{limits}\n[pubsub]\nenabled = false\n[rtc]\nenabled = false\n[console]\nenabled = false\n"
+        ),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_channels_and_their_limits_hold_channel_wide() {
+    let Some(c) = TestCluster::start(pairing_cluster("max_exchanges = 4")).await else {
+        return;
+    };
+    // Created on node 0, joined from nodes 1 and 2.
+    let mut a = pair(&c, 0, "", "81.2.69.142").await;
+    let id = channel_id(&mut a).await;
+    let mut b = pair(&c, 1, &id, "81.2.69.142").await;
+    assert_eq!(channel_id(&mut b).await, id);
+    // The same-address rule, channel-wide: a third member from elsewhere is refused.
+    let mut stranger = pair(&c, 2, &id, "1.1.1.1").await;
+    assert_eq!(
+        stranger.closed().await,
+        (Some(4403), "address not in channel".to_owned())
+    );
+    let mut d = pair(&c, 2, &id, "81.2.69.142").await;
+    assert_eq!(channel_id(&mut d).await, id);
+    // max_channel_connections (3), channel-wide.
+    let mut fourth = pair(&c, 1, &id, "81.2.69.142").await;
+    assert_eq!(
+        fourth.closed().await,
+        (Some(4409), "channel full".to_owned())
+    );
+    // Messages reach the members on the other nodes; the count is channel-wide.
+    a.send_text("one").await;
+    for m in [&mut b, &mut d] {
+        let v: serde_json::Value = serde_json::from_str(&m.text().await).expect("json");
+        assert_eq!(v["message"], "one");
+    }
+    b.send_text("two").await;
+    d.send_text("three").await;
+    a.send_text("four").await;
+    // a hears two and three; b and d hear the rest below, before the close.
+    for _ in 0..2 {
+        let _ = a.text().await;
+    }
+    // The fifth message, wherever it is sent, ends the channel for every member.
+    d.send_text("five").await;
+    for m in [&mut a, &mut b, &mut d] {
+        loop {
+            match m.next().await {
+                Event::Text(_) => continue,
+                Event::Close(code, reason) => {
+                    assert_eq!(
+                        (code, reason.as_str()),
+                        (Some(4429), "channel message limit reached")
+                    );
+                    break;
+                }
+                other => panic!("expected the limit's close, got {other:?}"),
+            }
+        }
+    }
+    // Gone everywhere: a join gets 4404 as on one node.
+    for node in 0..3 {
+        let mut late = pair(&c, node, &id, "81.2.69.142").await;
+        assert_eq!(
+            late.closed().await,
+            (Some(4404), "unknown channel".to_owned())
+        );
+    }
+    // Never created anywhere, and malformed ids: the same answers on every node.
+    let mut nowhere = pair(&c, 1, "xdp7DlFoK9h6sMtcJJWTqg", "81.2.69.142").await;
+    assert_eq!(
+        nowhere.closed().await,
+        (Some(4404), "unknown channel".to_owned())
+    );
+    let mut uuid = pair(&c, 2, "0123456789abcdef0123456789abcdef", "81.2.69.142").await;
+    assert_eq!(
+        uuid.closed().await,
+        (
+            Some(4404),
+            "unknown channel: malformed channel id".to_owned()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_data_cap_and_lifespan_hold_channel_wide() {
+    let Some(c) = TestCluster::start(pairing_cluster("max_data = 150\nconn_lifespan = 3")).await
+    else {
+        return;
+    };
+    // max_data: envelopes counted across nodes end the channel for both, on the
+    // message after the one that overshoots (the original's rule).
+    let mut a = pair(&c, 0, "", "81.2.69.142").await;
+    let id = channel_id(&mut a).await;
+    let mut b = pair(&c, 2, &id, "81.2.69.142").await;
+    let _ = channel_id(&mut b).await;
+    let mut sent = 0;
+    let ended = loop {
+        let (from, to) = if sent % 2 == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        from.send_text("a message of a few bytes").await;
+        sent += 1;
+        match to.next().await {
+            Event::Text(_) => assert!(sent < 10, "the data cap never ended the channel"),
+            Event::Close(code, reason) => break (code, reason, sent),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        (ended.0, ended.1.as_str()),
+        (Some(4413), "channel data limit reached")
+    );
+    assert!(ended.2 >= 2, "at least one envelope fits under the cap");
+    let last_sender = if ended.2 % 2 == 1 { &mut a } else { &mut b };
+    assert_eq!(
+        last_sender.closed().await,
+        (Some(4413), "channel data limit reached".to_owned())
+    );
+    // The lifespan runs from creation for members on every node.
+    let started = tokio::time::Instant::now();
+    let mut a = pair(&c, 1, "", "81.2.69.142").await;
+    let id = channel_id(&mut a).await;
+    let mut b = pair(&c, 0, &id, "81.2.69.142").await;
+    let _ = channel_id(&mut b).await;
+    for m in [&mut a, &mut b] {
+        assert_eq!(
+            m.closed().await,
+            (Some(4408), "channel lifespan expired".to_owned())
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_a_channel_outlives_its_creators_node() {
+    let Some(mut c) = TestCluster::start(pairing_cluster("max_channel_connections = 2")).await
+    else {
+        return;
+    };
+    let mut a = pair(&c, 1, "", "81.2.69.142").await;
+    let id = channel_id(&mut a).await;
+    let mut b = pair(&c, 0, &id, "81.2.69.142").await;
+    let _ = channel_id(&mut b).await;
+    let mut third = pair(&c, 2, &id, "81.2.69.142").await;
+    assert_eq!(
+        third.closed().await,
+        (Some(4409), "channel full".to_owned())
+    );
+    // The creator's node dies: its member stops counting once the node is declared dead.
+    c.kill(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut d = loop {
+        let mut d = pair(&c, 2, &id, "81.2.69.142").await;
+        match d.next().await {
+            Event::Text(t) => {
+                assert!(t.contains(&id));
+                break d;
+            }
+            Event::Close(code, _) => {
+                assert_eq!(code, Some(4409));
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the dead member still counts"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    b.send_text("still here").await;
+    let v: serde_json::Value = serde_json::from_str(&d.text().await).expect("json");
+    assert_eq!(v["message"], "still here");
+}

@@ -13,6 +13,8 @@
 //! | 4400 | `invalid X-Forwarded-For` | `bad_forwarded_for` | a trusted proxy sent an unparsable `X-Forwarded-For` |
 //! | 4403 | `address not in channel` | `foreign_address` | a joiner after the second connection comes from an address no member has |
 //! | 4404 | `unknown channel` | `unknown_channel` | the channel does not exist (never did, or ended) |
+//! | 4404 | `unknown channel: malformed channel id` | `malformed_channel` | the id in the path is not a channel id (the original upgraded it and closed too) |
+//! | 1013 | `channel state unavailable, try again` | `book_unavailable` | the channel book (NATS KV on a cluster) could not be reached |
 //! | 4408 | `channel lifespan expired` | `lifespan` | `conn_lifespan` seconds since the channel was created |
 //! | 4409 | `channel full` | `channel_full` | the channel already has `max_channel_connections` members |
 //! | 4413 | `channel data limit reached` | `max_data` | `max_data` envelope bytes exchanged; ends the whole channel |
@@ -37,6 +39,18 @@ pub const BAD_FORWARDED_FOR: Disconnect =
 pub const FOREIGN_ADDRESS: Disconnect = service(4403, "address not in channel", "foreign_address");
 /// The channel does not exist (close 4404).
 pub const UNKNOWN_CHANNEL: Disconnect = service(4404, "unknown channel", "unknown_channel");
+/// The id in the path is not a channel id: an unknown channel too, saying why (close 4404).
+pub const MALFORMED_CHANNEL: Disconnect = service(
+    4404,
+    "unknown channel: malformed channel id",
+    "malformed_channel",
+);
+/// The channel book could not be reached (close 1013, try again later).
+pub const BOOK_UNAVAILABLE: Disconnect = service(
+    1013,
+    "channel state unavailable, try again",
+    "book_unavailable",
+);
 /// The channel outlived `conn_lifespan` (close 4408, every member).
 pub const LIFESPAN: Disconnect = service(4408, "channel lifespan expired", "lifespan");
 /// The channel has `max_channel_connections` members already (close 4409).

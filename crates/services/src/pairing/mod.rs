@@ -37,7 +37,7 @@ use std::time::Duration;
 use switchboard_core::OutboxLimits;
 use switchboard_edge::client_ip::TrustedProxies;
 
-pub use book::{ChannelBook, ChannelLimits, MemoryBook};
+pub use book::{ChannelBook, ChannelLimits};
 pub use channel_id::ChannelId;
 pub use service::Pairing;
 pub use stats::StatsdConfig;

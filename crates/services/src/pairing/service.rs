@@ -2,22 +2,26 @@
 //! per-connection state machine of the pairing service.
 //!
 //! A connection's life:
-//! 1. **Before the 101.** Method, channel id and handshake headers are checked;
-//!    a malformed id is a 400 (the original panicked or silently made a new
-//!    channel). The client is identified once ([`Identifier`]).
+//! 1. **Before the 101.** Method and handshake headers are checked. The client
+//!    is identified once ([`Identifier`]). A malformed channel id is upgraded and
+//!    closed as an unknown channel (4404, saying the id is malformed), as the
+//!    original's clients expect.
 //! 2. **Opening.** The first frame (`{"channelid","link"}`) is queued, the
-//!    connection subscribes to the channel's relay topic, and only then is it
-//!    recorded in the [`ChannelBook`] — so it is subscribed before it counts as a
-//!    member, and the id frame is always first. A refused join gets a fresh outbox
-//!    closed with its [`Disconnect`]: the client sees the 101, then a Close frame.
+//!    connection subscribes to the channel's relay topic (ready on every node),
+//!    and only then is it recorded in the [`ChannelBook`] — so it is subscribed
+//!    before it counts as a member, and the id frame is always first. A refused
+//!    join gets a fresh outbox closed with its [`Disconnect`]: the client sees the
+//!    101, then a Close frame.
 //! 3. **Messages.** Each text message is counted against the channel's limits in
 //!    the book, then published on the relay to every member but the sender. A
-//!    breach closes every member's outbox with the limit's close code.
+//!    breach ends the channel: a close published on its topic reaches every
+//!    member, on every node.
 //! 4. **End.** The member leaves the book; metrics record how long it lasted.
 //!
-//! `conn_lifespan` runs from channel creation: each member has a timer to the
-//! channel's deadline (cancelled when the member goes), so the channel ends for
-//! everyone at the same moment without a per-channel task.
+//! `conn_lifespan` runs from channel creation (wall clock, so nodes agree): each
+//! member has a timer to the channel's deadline (cancelled when the member
+//! goes), so the channel ends for everyone at the same moment without a
+//! per-channel task.
 
 use std::sync::Arc;
 
@@ -37,7 +41,7 @@ use switchboard_core::{
 use switchboard_edge::socket::{Handler, Inbound, Keepalive, SocketConfig};
 use switchboard_edge::{PeerAddr, text_response, upgrade};
 
-use super::book::{ChannelBook, CreateError, JoinError, Limit, Member, MemoryBook, MessageError};
+use super::book::{ChannelBook, CreateError, JoinError, Limit, Member, MessageError};
 use super::channel_id::ChannelId;
 use super::client::{Client, ClientError, Identifier};
 use super::geo::GeoDb;
@@ -52,7 +56,7 @@ pub struct Pairing {
     relay: Relay,
     registry: Registry,
     socket: SocketConfig,
-    book: Arc<dyn ChannelBook>,
+    book: ChannelBook,
     identifier: Identifier,
     metrics: PairingMetrics,
 }
@@ -64,16 +68,26 @@ struct Hello<'a> {
     link: &'a str,
 }
 
-/// What a well-formed request asks for.
+/// What a request asks for.
 #[derive(Debug, Clone, Copy)]
 enum Target {
     Create,
     Join(ChannelId),
+    /// An id that is not a channel id: an unknown channel.
+    Malformed,
+}
+
+/// Milliseconds since the Unix epoch, the book's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Pairing {
-    /// Builds the service with an in-memory channel book. `socket` supplies the
-    /// shutdown token and task tracker; its per-service fields come from `cfg`.
+    /// Builds the service on `book` (channel state shared by every node).
+    /// `socket` supplies the shutdown token and task tracker; its per-service
+    /// fields come from `cfg`.
     ///
     /// A GeoIP database that cannot be opened, or a statsd host that cannot be
     /// resolved, is logged as a warning and the service runs without it.
@@ -82,23 +96,7 @@ impl Pairing {
         relay: Relay,
         registry: Registry,
         socket: SocketConfig,
-    ) -> Arc<Self> {
-        Self::with_book(
-            cfg,
-            relay,
-            registry,
-            socket,
-            Arc::new(MemoryBook::default()),
-        )
-    }
-
-    /// Like [`Pairing::new`] with the given channel book.
-    pub fn with_book(
-        cfg: PairingConfig,
-        relay: Relay,
-        registry: Registry,
-        socket: SocketConfig,
-        book: Arc<dyn ChannelBook>,
+        book: ChannelBook,
     ) -> Arc<Self> {
         let socket = socket.for_service(
             SERVICE,
@@ -165,13 +163,13 @@ impl Pairing {
             )
     }
 
-    /// Number of open channels.
+    /// Number of channels with members on this node.
     pub fn channel_count(&self) -> usize {
-        self.book.channel_count()
+        self.relay.hub().topic_count_with_prefix("pairing:")
     }
 
     /// The channel book.
-    pub fn book(&self) -> &Arc<dyn ChannelBook> {
+    pub fn book(&self) -> &ChannelBook {
         &self.book
     }
 
@@ -187,10 +185,10 @@ impl Pairing {
 
     /// The axum handler for both routes.
     pub async fn handle(State(svc): State<Arc<Pairing>>, req: Request) -> Response {
-        svc.dispatch(req)
+        svc.dispatch(req).await
     }
 
-    fn dispatch(self: Arc<Self>, req: Request) -> Response {
+    async fn dispatch(self: Arc<Self>, req: Request) -> Response {
         if req.method() != Method::GET {
             http_error("method");
             let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
@@ -209,17 +207,7 @@ impl Pairing {
         let target = if raw_id.is_empty() {
             Target::Create
         } else {
-            match ChannelId::parse(&decoded) {
-                Ok(id) => Target::Join(id),
-                Err(e) => {
-                    self.metrics.request(RequestKind::Error);
-                    http_error("channel_id");
-                    return text_response(
-                        StatusCode::BAD_REQUEST,
-                        format!("Invalid channel id: {e}\n"),
-                    );
-                }
-            }
+            ChannelId::parse(&decoded).map_or(Target::Malformed, Target::Join)
         };
         if !upgrade::is_upgrade_request(req.headers()) {
             http_error("not_upgrade");
@@ -235,7 +223,14 @@ impl Pairing {
         self.metrics.request(match target {
             Target::Create => RequestKind::New,
             Target::Join(_) => RequestKind::Existing,
+            Target::Malformed => RequestKind::Error,
         });
+        if let Target::Malformed = target {
+            // The original upgrades it and closes: its clients and tests expect that.
+            self.metrics.event(Event::UnknownChannel);
+            tracing::info!("join refused: malformed channel id");
+            return self.refuse(req, close::MALFORMED_CHANNEL);
+        }
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -255,7 +250,7 @@ impl Pairing {
         if client.bad_accept_language {
             self.metrics.event(Event::BadAcceptLanguage);
         }
-        self.open(req, target, client)
+        self.open(req, target, client).await
     }
 
     /// Answers 101, then closes with `reason` (the original's clients only know "closed").
@@ -265,26 +260,34 @@ impl Pairing {
         upgrade::accept(req, self.socket.clone(), rx, Refused)
     }
 
-    fn open(self: Arc<Self>, req: Request, target: Target, client: Client) -> Response {
+    async fn open(self: Arc<Self>, req: Request, target: Target, client: Client) -> Response {
         let conn = self.relay.next_conn_id();
         let now = Instant::now();
+        let wall = now_ms();
         let id = match target {
             Target::Create => ChannelId::random(),
             Target::Join(id) => id,
+            Target::Malformed => unreachable!("refused before opening"),
         };
         let (tx, rx) = Outbox::bounded(self.cfg.outbox);
         // The id frame goes in first, before the subscription can queue anything.
         let _ = tx.push(hello_frame(&self.cfg.prefix, id));
         let topic = topic(id);
+        // Subscribed on every node before counting as a member (and before the 101).
         let subscription = self.relay.subscribe(&topic, conn, tx.clone());
+        if let Err(e) = self.relay.ready(&topic).await {
+            drop(subscription);
+            tracing::warn!(channel = %id, error = %e, "cluster bus not ready; connection refused");
+            return self.refuse(req, close::BOOK_UNAVAILABLE);
+        }
         let member = Member {
             conn,
+            node: self.relay.node(),
             remote: client.remote,
-            outbox: tx.clone(),
         };
         let created = match target {
-            Target::Create => match self.book.create(id, member, now) {
-                Ok(()) => now,
+            Target::Create => match self.book.create(id, member, wall).await {
+                Ok(()) => wall,
                 Err(CreateError::Exists) => {
                     drop(subscription);
                     http_error("id_collision");
@@ -293,17 +296,25 @@ impl Pairing {
                         "Channel id collision; try again\n",
                     );
                 }
+                Err(e @ CreateError::Unavailable(_)) => {
+                    drop(subscription);
+                    tracing::warn!(channel = %id, error = %e, "channel not created");
+                    return self.refuse(req, close::BOOK_UNAVAILABLE);
+                }
             },
-            Target::Join(_) => match self.book.join(id, member, &self.cfg.limits, now) {
+            _ => match self.book.join(id, member, &self.cfg.limits, wall).await {
                 Ok(created) => created,
                 Err(e) => {
                     drop(subscription);
-                    self.metrics.event(match e {
-                        JoinError::Unknown => Event::UnknownChannel,
-                        JoinError::Expired => Event::Timeout,
-                        JoinError::Full => Event::MaxConn,
-                        JoinError::ForeignAddress => Event::ForeignAddress,
-                    });
+                    if let Some(event) = match e {
+                        JoinError::Unknown => Some(Event::UnknownChannel),
+                        JoinError::Expired => Some(Event::Timeout),
+                        JoinError::Full => Some(Event::MaxConn),
+                        JoinError::ForeignAddress => Some(Event::ForeignAddress),
+                        JoinError::Unavailable(_) => None,
+                    } {
+                        self.metrics.event(event);
+                    }
                     tracing::info!(channel = %id, reason = %e, "join refused");
                     return self.refuse(req, e.disconnect());
                 }
@@ -317,7 +328,8 @@ impl Pairing {
             "connection accepted"
         );
         let lifespan = CancellationToken::new();
-        if let Some(deadline) = self.cfg.limits.deadline(created) {
+        if let Some(deadline_ms) = self.cfg.limits.deadline_ms(created) {
+            let deadline = now + std::time::Duration::from_millis(deadline_ms.saturating_sub(wall));
             tokio::spawn(lifespan_timer(
                 self.clone(),
                 tx.clone(),
@@ -340,8 +352,8 @@ impl Pairing {
         upgrade::accept(req, self.socket.clone(), rx, handler)
     }
 
-    /// Ends channel `id` for `members` on `limit`, counting it once.
-    fn end_channel(&self, id: ChannelId, limit: Limit, members: &[Member]) -> Disconnect {
+    /// Ends channel `id` on `limit` for every member on every node, counting it once.
+    fn end_channel(&self, id: ChannelId, topic: &str, limit: Limit) -> Disconnect {
         let event = match limit {
             Limit::Exchanges => Event::MaxMsg,
             Limit::Data => Event::MaxData,
@@ -349,10 +361,8 @@ impl Pairing {
         };
         self.metrics.event(event);
         let reason = limit.disconnect();
-        tracing::info!(channel = %id, members = members.len(), reason = reason.label(), "channel ended");
-        for m in members {
-            m.outbox.close(reason.clone());
-        }
+        tracing::info!(channel = %id, reason = reason.label(), "channel ended");
+        self.relay.close_topic(topic, reason.clone(), None);
         reason
     }
 }
@@ -437,34 +447,37 @@ impl Handler for Connection {
         let size = envelope.len() as u64;
         match svc
             .book
-            .record_message(self.channel, size, &svc.cfg.limits, Instant::now())
+            .record_message(self.channel, self.conn, size, &svc.cfg.limits, now_ms())
+            .await
         {
-            Ok(()) => {
+            Ok(recorded) => {
                 let published =
                     svc.relay
                         .publish(&self.topic, Frame::text(envelope), Some(self.conn));
-                let fanout = published.local.unwrap_or_default();
-                let bus = published.bus;
-                counter!("switchboard_pairing_deliveries_total").increment(fanout.delivered as u64);
-                if fanout.delivered == 0 {
+                counter!("switchboard_pairing_deliveries_total")
+                    .increment(recorded.receivers as u64);
+                if recorded.receivers == 0 {
                     // The original drops messages nobody is there to receive, but counts them.
                     counter!("switchboard_pairing_drops_total").increment(1);
                 }
-                if bus.is_err() {
+                if published.bus.is_err() {
                     counter!("switchboard_pairing_bus_errors_total").increment(1);
                 }
                 Ok(())
             }
             // The channel ended while this message was on its way; our outbox is closed.
             Err(MessageError::Gone) => Ok(()),
-            Err(MessageError::Breach { limit, members }) => {
-                Err(svc.end_channel(self.channel, limit, &members))
+            Err(MessageError::Breach { limit }) => {
+                Err(svc.end_channel(self.channel, &self.topic, limit))
+            }
+            Err(MessageError::Unavailable(e)) => {
+                tracing::warn!(channel = %self.channel, error = %e, "message refused: channel book unavailable");
+                Err(close::BOOK_UNAVAILABLE)
             }
         }
     }
 
     fn on_close(self, reason: &Disconnect) {
-        let left = self.svc.book.leave(self.channel, self.conn);
         if *reason == Disconnect::Timeout {
             self.svc.metrics.event(Event::Expired);
         }
@@ -474,9 +487,14 @@ impl Handler for Connection {
             session = %self.conn,
             code = reason.code(),
             reason = reason.label(),
-            remaining = left.unwrap_or(0),
             "connection closed"
         );
+        // Leaving is a step on the shared book: done in the background, the
+        // socket is gone already.
+        let (book, channel, conn) = (self.svc.book.clone(), self.channel, self.conn);
+        tokio::spawn(async move {
+            book.leave(channel, conn).await;
+        });
     }
 }
 
