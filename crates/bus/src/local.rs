@@ -91,6 +91,7 @@ pub struct LocalBus {
     sink: OnceLock<Arc<dyn Inbound>>,
     cluster: Arc<LocalCluster>,
     closed: AtomicBool,
+    reporter: switchboard_core::membership::ReporterSlot,
 }
 
 impl std::fmt::Debug for LocalBus {
@@ -121,6 +122,7 @@ impl LocalBus {
             sink: OnceLock::new(),
             cluster: cluster.clone(),
             closed: AtomicBool::new(false),
+            reporter: Default::default(),
         });
         lock(&cluster.nodes).push(Arc::downgrade(&node));
         node
@@ -260,5 +262,26 @@ impl Membership for LocalMembership {
 
     fn liveness_timeout(&self) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+
+    fn set_reporter(&self, reporter: switchboard_core::membership::Reporter) {
+        if let Some(me) = self
+            .cluster
+            .members()
+            .into_iter()
+            .find(|n| n.node == self.node)
+        {
+            me.reporter.set(reporter);
+        }
+    }
+
+    fn gather(&self) -> BusFuture<'_, Vec<(NodeId, bytes::Bytes)>> {
+        let out = self
+            .cluster
+            .members()
+            .iter()
+            .map(|n| (n.node, n.reporter.report()))
+            .collect();
+        Box::pin(std::future::ready(out))
     }
 }

@@ -637,6 +637,26 @@ async fn presence_is_exclusive_and_follows_liveness(b: Backend) {
     }
 }
 
+/// Every live node's report reaches `gather` on any node.
+async fn gather_collects_every_live_nodes_report(b: Backend) {
+    let nodes = b.nodes(3).await;
+    for n in &nodes {
+        let me = n.node();
+        n.membership
+            .set_reporter(Arc::new(move || Bytes::from(format!("report of {me}"))));
+    }
+    for n in &nodes {
+        let mut got: Vec<(NodeId, Bytes)> = n.membership.gather().await;
+        got.sort_by_key(|(id, _)| *id);
+        let mut want: Vec<(NodeId, Bytes)> = nodes
+            .iter()
+            .map(|m| (m.node(), Bytes::from(format!("report of {}", m.node()))))
+            .collect();
+        want.sort_by_key(|(id, _)| *id);
+        assert_eq!(got, want);
+    }
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod local {
@@ -669,4 +689,5 @@ conformance!(
     history_is_exact_or_says_why_not,
     records_compare_and_set,
     presence_is_exclusive_and_follows_liveness,
+    gather_collects_every_live_nodes_report,
 );

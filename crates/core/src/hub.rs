@@ -229,6 +229,16 @@ impl Hub {
             .sum()
     }
 
+    /// The topics whose name starts with `prefix` (walks every shard; for reports, not hot paths).
+    pub fn topics_with_prefix(&self, prefix: &str) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for s in self.inner.shards.iter() {
+            let shard = s.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(shard.keys().filter(|k| k.starts_with(prefix)).cloned());
+        }
+        out
+    }
+
     /// Number of subscriptions across all topics.
     pub fn subscription_count(&self) -> usize {
         self.inner.subscribers.load(Ordering::Relaxed)

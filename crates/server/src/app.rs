@@ -174,7 +174,7 @@ impl App {
             reloader.register(Arc::new(tls.clone()));
             Some(tls)
         };
-        Ok(App {
+        let app = App {
             history: console::History::default(),
             ops_url: Arc::default(),
             tls,
@@ -191,7 +191,9 @@ impl App {
             store,
             shutdown,
             tracker,
-        })
+        };
+        console::install_reporter(&app);
+        Ok(app)
     }
 
     /// The router with every enabled service mounted.

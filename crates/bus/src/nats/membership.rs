@@ -53,6 +53,7 @@ pub struct NatsMembership {
     state: Mutex<State>,
     departures: broadcast::Sender<NodeId>,
     changed: tokio::sync::Notify,
+    reporter: switchboard_core::membership::ReporterSlot,
 }
 
 fn encode(kind: u8, node: NodeId, name: &str) -> Bytes {
@@ -81,6 +82,7 @@ impl NatsMembership {
             state: Mutex::new(State::default()),
             departures: broadcast::channel(256).0,
             changed: tokio::sync::Notify::new(),
+            reporter: Default::default(),
         });
         tokio::spawn(listen(Arc::downgrade(&m)));
         tokio::spawn(beat(Arc::downgrade(&m)));
@@ -248,7 +250,49 @@ impl Membership for NatsMembership {
     fn liveness_timeout(&self) -> Duration {
         self.timeout()
     }
+
+    fn set_reporter(&self, reporter: switchboard_core::membership::Reporter) {
+        self.reporter.set(reporter);
+    }
+
+    fn gather(&self) -> switchboard_core::bus::BusFuture<'_, Vec<(NodeId, Bytes)>> {
+        Box::pin(async move {
+            let mut out = vec![(self.node, self.reporter.report())];
+            let Some(client) = self.conn.client().filter(|_| self.conn.is_connected()) else {
+                return out;
+            };
+            let peers = self.lock().peers.len();
+            let inbox = client.new_inbox();
+            let Ok(mut replies) = client.subscribe(inbox.clone()).await else {
+                return out;
+            };
+            let asked = client
+                .publish_with_reply(self.conn.subjects().stats(), inbox, Bytes::new())
+                .await;
+            if asked.is_err() {
+                return out;
+            }
+            let deadline = Instant::now() + GATHER_WAIT;
+            while out.len() <= peers {
+                match tokio::time::timeout_at(deadline, replies.next()).await {
+                    Ok(Some(m)) => {
+                        if let Some(node) = m.payload.get(..4).and_then(|b| b.try_into().ok()) {
+                            let node = NodeId(u32::from_be_bytes(node));
+                            if node != self.node && out.iter().all(|(n, _)| *n != node) {
+                                out.push((node, m.payload.slice(4..)));
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            out
+        })
+    }
 }
+
+/// How long [`Membership::gather`] waits for the other nodes' reports.
+const GATHER_WAIT: Duration = Duration::from_millis(300);
 
 /// Subscribes to heartbeats (again after every reconnect) and handles them.
 async fn listen(m: Weak<NatsMembership>) {
@@ -259,7 +303,10 @@ async fn listen(m: Weak<NatsMembership>) {
     let Some(client) = conn.wait_client().await else {
         return;
     };
-    let Ok(mut sub) = client.subscribe(conn.subjects().heartbeat()).await else {
+    let (Ok(mut sub), Ok(mut stats)) = (
+        client.subscribe(conn.subjects().heartbeat()).await,
+        client.subscribe(conn.subjects().stats()).await,
+    ) else {
         tracing::error!("cannot subscribe to node heartbeats");
         return;
     };
@@ -274,6 +321,16 @@ async fn listen(m: Weak<NatsMembership>) {
                 let Some(m) = m.upgrade() else { return };
                 m.restart_clocks();
                 m.send(HELLO).await;
+            }
+            ask = stats.next() => {
+                let Some(ask) = ask else { return };
+                let Some(m) = m.upgrade() else { return };
+                if let Some(reply) = ask.reply {
+                    let mut b = BytesMut::new();
+                    b.put_u32(m.node.0);
+                    b.put_slice(&m.reporter.report());
+                    let _ = client.publish(reply, b.freeze()).await;
+                }
             }
             msg = sub.next() => {
                 let Some(msg) = msg else { return };

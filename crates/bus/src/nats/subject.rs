@@ -10,6 +10,7 @@
 //! | `P.s.<class>.<ns>.<tok>` | an ordered topic's publishes, into the JetStream stream of its class, which republishes them to `P.t.…` in one order |
 //! | `P.w.<ns>.<tok>` | interest announcements for an ordered topic (the fast-path handshake) |
 //! | `P.node.hb` | node heartbeats, hellos and goodbyes |
+//! | `P.node.stats` | requests for every node's report (cluster-wide counts for the console) |
 //!
 //! Streams and KV buckets are named `<P with dots as _>_…`.
 
@@ -96,6 +97,11 @@ impl Subjects {
     /// Node heartbeats.
     pub(crate) fn heartbeat(&self) -> String {
         format!("{}.node.hb", self.prefix)
+    }
+
+    /// Requests for every node's report (cluster-wide counts).
+    pub(crate) fn stats(&self) -> String {
+        format!("{}.node.stats", self.prefix)
     }
 
     /// A JetStream stream or KV bucket name for `what` (letters, digits, `_`).

@@ -73,11 +73,11 @@ pub async fn sample(app: App) {
             () = app.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let s = super::stats(&app);
+        let (connections, messages) = super::totals(&app);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        app.history.record(now, s.connections, s.messages);
+        app.history.record(now, connections, messages);
     }
 }
 

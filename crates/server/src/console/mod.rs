@@ -61,8 +61,91 @@ pub struct ServiceCard {
     pub demos: Vec<(&'static str, String)>,
 }
 
-/// Every enabled service's card. Meetings and Talk add theirs here.
-pub fn cards(app: &App) -> Vec<ServiceCard> {
+/// Channels and users of the whole cluster (this node's own when it is alone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Distinct pubsub channels with subscribers on any node.
+    pub pubsub_channels: usize,
+    /// Distinct pairing channels with members on any node.
+    pub pairing_channels: usize,
+    /// Users online under a name, on every node.
+    pub rtc_online: usize,
+}
+
+/// This node's report for cluster-wide counts: hashes of its channels (so the
+/// union counts a channel on two nodes once) and its online users.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Report {
+    pubsub: Vec<u64>,
+    pairing: Vec<u64>,
+    rtc_online: usize,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Sets this node's reporter on the membership (called once the services exist).
+pub fn install_reporter(app: &App) {
+    let hub = app.relay.hub().clone();
+    let rtc = app.rtc.clone();
+    app.membership.set_reporter(std::sync::Arc::new(move || {
+        let report = Report {
+            pubsub: hub
+                .topics_with_prefix("pubsub:")
+                .iter()
+                .map(|t| fnv(t))
+                .collect(),
+            pairing: hub
+                .topics_with_prefix("pairing:")
+                .iter()
+                .map(|t| fnv(t))
+                .collect(),
+            rtc_online: rtc.as_ref().map_or(0, |r| r.online()),
+        };
+        serde_json::to_vec(&report).unwrap_or_default().into()
+    }));
+}
+
+impl Counts {
+    /// This node's own numbers.
+    pub fn local(app: &App) -> Self {
+        Counts {
+            pubsub_channels: app.pubsub.as_ref().map_or(0, |p| p.channel_count()),
+            pairing_channels: app.pairing.as_ref().map_or(0, |p| p.channel_count()),
+            rtc_online: app.rtc.as_ref().map_or(0, |r| r.online()),
+        }
+    }
+
+    /// The whole cluster's, from every live node's report.
+    pub async fn cluster(app: &App) -> Self {
+        let mut pubsub = std::collections::HashSet::new();
+        let mut pairing = std::collections::HashSet::new();
+        let mut rtc_online = 0;
+        for (_, bytes) in app.membership.gather().await {
+            let Ok(r) = serde_json::from_slice::<Report>(&bytes) else {
+                continue;
+            };
+            pubsub.extend(r.pubsub);
+            pairing.extend(r.pairing);
+            rtc_online += r.rtc_online;
+        }
+        Counts {
+            pubsub_channels: pubsub.len(),
+            pairing_channels: pairing.len(),
+            rtc_online,
+        }
+    }
+}
+
+/// Every enabled service's card, with `counts` for the cluster-wide numbers.
+/// Meetings and Talk add theirs here.
+pub fn cards(app: &App, counts: &Counts) -> Vec<ServiceCard> {
     let by_service = app.registry.count_by_service();
     let conns = |name: &str| by_service.get(name).copied().unwrap_or(0) as u64;
     let mut out = Vec::new();
@@ -88,7 +171,7 @@ pub fn cards(app: &App) -> Vec<ServiceCard> {
                 Counter {
                     key: "channels",
                     label: "channels",
-                    value: p.channel_count() as u64,
+                    value: counts.pubsub_channels as u64,
                 },
                 Counter {
                     key: "subscribers",
@@ -109,7 +192,7 @@ pub fn cards(app: &App) -> Vec<ServiceCard> {
             demos: vec![("test page", format!("{prefix}/demo"))],
         });
     }
-    if let Some(p) = &app.pairing {
+    if app.pairing.is_some() {
         let prefix = &app.config.pairing.prefix;
         out.push(ServiceCard {
             name: "pairing",
@@ -130,7 +213,7 @@ pub fn cards(app: &App) -> Vec<ServiceCard> {
                 Counter {
                     key: "channels",
                     label: "open channels",
-                    value: p.channel_count() as u64,
+                    value: counts.pairing_channels as u64,
                 },
                 Counter {
                     key: "connections",
@@ -163,7 +246,7 @@ pub fn cards(app: &App) -> Vec<ServiceCard> {
                 Counter {
                     key: "online",
                     label: "users online",
-                    value: r.online() as u64,
+                    value: counts.rtc_online as u64,
                 },
                 Counter {
                     key: "relayed",
@@ -233,8 +316,21 @@ pub struct Stats {
     pub history: Vec<Sample>,
 }
 
-/// Reads the counters.
-pub fn stats(app: &App) -> Stats {
+/// This node's live connections and messages relayed since start (the charts' inputs).
+pub fn totals(app: &App) -> (usize, u64) {
+    let mut messages = 0;
+    if let Some(p) = &app.pubsub {
+        messages += p.stats().messages.load(Ordering::Relaxed);
+    }
+    if let Some(r) = &app.rtc {
+        messages += r.stats().relayed.load(Ordering::Relaxed);
+    }
+    (app.registry.len(), messages)
+}
+
+/// Reads the counters; channels and users are the whole cluster's.
+pub async fn stats(app: &App) -> Stats {
+    let counts = Counts::cluster(app).await;
     let (mut messages, mut deliveries, mut drops, mut slow, mut channels) = (0, 0, 0, 0, 0);
     if let Some(p) = &app.pubsub {
         let s = p.stats();
@@ -242,7 +338,7 @@ pub fn stats(app: &App) -> Stats {
         deliveries = s.deliveries.load(Ordering::Relaxed);
         drops = s.drops.load(Ordering::Relaxed);
         slow = s.slow_consumers.load(Ordering::Relaxed);
-        channels = p.channel_count();
+        channels = counts.pubsub_channels;
     }
     if let Some(r) = &app.rtc {
         messages += r.stats().relayed.load(Ordering::Relaxed);
@@ -254,7 +350,7 @@ pub fn stats(app: &App) -> Stats {
         deliveries,
         drops,
         slow_consumers: slow,
-        services: cards(app)
+        services: cards(app, &counts)
             .into_iter()
             .map(|c| ServiceStats {
                 name: c.name,
@@ -278,7 +374,7 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/api/stats",
-            get(move || async move { Json(stats(&app)).into_response() }),
+            get(move || async move { Json(stats(&app).await).into_response() }),
         )
         .route(
             "/demo/pairing",
@@ -327,7 +423,7 @@ fn page(app: &App, headers: &HeaderMap) -> Html<String> {
     let host = request_host(headers);
     let tls = app.tls.is_some();
     let mut rows = String::new();
-    for card in cards(app) {
+    for card in cards(app, &Counts::local(app)) {
         let mut urls = String::new();
         for e in &card.endpoints {
             let scheme = match (e.scheme, tls) {

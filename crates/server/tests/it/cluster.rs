@@ -73,6 +73,12 @@ async fn pubsub_one_order_on_every_node_for_posts_and_websocket_publishes() {
             "{who} in publish order"
         );
     }
+    // The console counts the channel once, cluster-wide, on every node.
+    for i in 0..3 {
+        let stats: serde_json::Value =
+            serde_json::from_str(&http::get(c.addr(i), "/api/stats").await.text()).expect("json");
+        assert_eq!(stats["channels"], 1, "node {i}: {stats}");
+    }
     // The publishers, subscribed too, saw the same sequence (after their own join).
     let tail = texts(&mut p0, 2 * N + N / 3).await;
     assert_eq!(tail, seen[0]);
@@ -125,6 +131,18 @@ async fn rtc_names_presence_delivery_and_kick_span_the_cluster() {
     assert_eq!(b.text().await, forwarded("alice", "bob", "offer", payload));
     send(&mut b, "alice", "answer", "{}").await;
     assert_eq!(a.text().await, forwarded("bob", "alice", "answer", "{}"));
+    // The console counts users online on every node.
+    let stats: serde_json::Value =
+        serde_json::from_str(&http::get(c.addr(2), "/api/stats").await.text()).expect("json");
+    let rtc = stats["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "rtc"))
+        .expect("the rtc card");
+    let online = rtc["counters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["key"] == "online"))
+        .expect("online");
+    assert_eq!(online["value"], 2, "{stats}");
     // Offline on every node: TARGET_NOT_FOUND.
     send(&mut a, "nobody", "offer", "1").await;
     assert_eq!(a.text().await, NOT_FOUND);
