@@ -145,6 +145,14 @@ pub struct FanoutArgs {
     /// for this many seconds.
     #[arg(long, default_value_t = 5.0)]
     pub drain_timeout: f64,
+    /// Spread the subscribers round-robin over these channel URLs (repeat for
+    /// the nodes of a cluster; the publisher stays on --url). Default: --url.
+    #[arg(long = "subscriber-url")]
+    pub subscriber_urls: Vec<String>,
+    /// Report the CPU time these processes use during the run (repeat:
+    /// the nodes, the NATS server).
+    #[arg(long = "cpu-pid")]
+    pub cpu_pids: Vec<u32>,
 }
 
 /// `idle` options.

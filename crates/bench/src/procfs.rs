@@ -31,6 +31,27 @@ pub async fn rss_bytes(pid: u32) -> Result<u64, ProcError> {
     parse_vm_rss(&status).ok_or(ProcError::NoRss(pid))
 }
 
+/// CPU time (user + system) process `pid` has used, in seconds: fields 14 and
+/// 15 of `/proc/PID/stat` in clock ticks (100 a second on Linux).
+pub async fn cpu_secs(pid: u32) -> Result<f64, ProcError> {
+    let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .await
+        .map_err(|source| ProcError::Read { pid, source })?;
+    parse_cpu_ticks(&stat)
+        .map(|t| t as f64 / 100.0)
+        .ok_or(ProcError::NoRss(pid))
+}
+
+/// utime + stime of a `/proc/PID/stat` line (after the parenthesised command name).
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Resident set size of this process in bytes.
 pub async fn own_rss_bytes() -> Result<u64, ProcError> {
     rss_bytes(std::process::id()).await
@@ -117,6 +138,13 @@ pub fn nofile_limit() -> Result<u64, ProcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_even_with_spaces_in_the_name() {
+        let stat = "1234 (nats server) S 1 1 1 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 1 1";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
 
     #[test]
     fn parses_vm_rss() {

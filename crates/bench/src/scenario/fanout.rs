@@ -10,6 +10,7 @@
 //! complete or gone, or when nothing arrived for `--drain-timeout` after
 //! publishing.
 
+use crate::net::{Dialer, Target};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,10 @@ const FLUSH_NS: u64 = 50_000_000;
 pub struct FanoutSummary {
     /// Subscribers asked for.
     pub subscribers: u64,
+    /// Distinct URLs (nodes) the subscribers were spread over.
+    pub subscriber_targets: usize,
+    /// CPU time the `--cpu-pid` processes used from the first connect to the end.
+    pub cpu: Vec<ProcessCpu>,
     /// Subscribers that connected.
     pub subscribers_connected: u64,
     /// Failed subscriber connects by kind.
@@ -88,6 +93,15 @@ pub struct FanoutSummary {
     pub latency: LatencySummary,
 }
 
+/// CPU time one watched process used during the run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessCpu {
+    /// Its process id.
+    pub pid: u32,
+    /// User plus system CPU seconds.
+    pub cpu_secs: f64,
+}
+
 impl Summary for FanoutSummary {
     fn scenario(&self) -> &'static str {
         "fanout"
@@ -119,12 +133,19 @@ impl Summary for FanoutSummary {
         out.kv(
             "subscribers",
             format!(
-                "{}/{} connected, handshake {}",
+                "{}/{} connected over {} node(s), handshake {}",
                 self.subscribers_connected,
                 self.subscribers,
+                self.subscriber_targets,
                 fmt_latency(&self.handshake)
             ),
         );
+        for p in &self.cpu {
+            out.kv(
+                &format!("cpu of pid {}", p.pid),
+                format!("{:.2} s", p.cpu_secs),
+            );
+        }
         if !self.connect_errors.is_empty() {
             out.kv("connect errors", fmt_tally(&self.connect_errors));
         }
@@ -331,16 +352,26 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
     let progress = ctx.progress.clone();
     let cancel = CancellationToken::new();
 
-    // Subscribers.
+    // Subscribers, round-robin over the subscriber URLs (the nodes of a cluster).
     progress.set_phase("connect");
     let handles: Arc<Mutex<Vec<JoinHandle<Outcome>>>> = Arc::new(Mutex::new(Vec::new()));
     let uri = ctx.target.uri().clone();
+    let mut targets: Vec<(Arc<Dialer>, http::Uri)> = Vec::new();
+    for url in &args.subscriber_urls {
+        let t = Target::resolve(url).await?;
+        let d = Dialer::new(&t, ctx.common.sources, ctx.common.connect_timeout())
+            .with_recv_buffer(ctx.common.recv_buffer);
+        targets.push((Arc::new(d), t.uri().clone()));
+    }
+    if targets.is_empty() {
+        targets.push((ctx.dialer.clone(), uri.clone()));
+    }
+    let cpu_before = cpu_of(&args.cpu_pids).await;
     let connects = connect_many(
         args.subscribers,
         ctx.common.connect_concurrency(),
-        |_| {
-            let dialer = ctx.dialer.clone();
-            let uri = uri.clone();
+        |i| {
+            let (dialer, uri) = targets[(i as usize) % targets.len()].clone();
             let handles = handles.clone();
             let cancel = cancel.clone();
             let progress = progress.clone();
@@ -444,7 +475,19 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
 
     let publish_secs = published.last_ns.saturating_sub(published.first_ns) as f64 / 1e9;
     let delivery_secs = last_ns.saturating_sub(published.first_ns) as f64 / 1e9;
+    let cpu_after = cpu_of(&args.cpu_pids).await;
+    let cpu: Vec<ProcessCpu> = args
+        .cpu_pids
+        .iter()
+        .zip(cpu_before.iter().zip(&cpu_after))
+        .map(|(pid, (b, a))| ProcessCpu {
+            pid: *pid,
+            cpu_secs: (a - b).max(0.0),
+        })
+        .collect();
     Ok(FanoutSummary {
+        subscriber_targets: targets.len(),
+        cpu,
         subscribers: args.subscribers,
         subscribers_connected: connects.ok,
         connect_errors: connects.errors,
@@ -474,6 +517,15 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<FanoutSummary, Scenario
         drain_timed_out,
         latency: latency.summary(),
     })
+}
+
+/// CPU seconds used so far by each of `pids` (0 for one that cannot be read).
+async fn cpu_of(pids: &[u32]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(pids.len());
+    for pid in pids {
+        out.push(crate::procfs::cpu_secs(*pid).await.unwrap_or(0.0));
+    }
+    out
 }
 
 fn per_sec(count: u64, secs: f64) -> f64 {
@@ -680,6 +732,8 @@ mod tests {
     #[test]
     fn failures_name_each_problem() {
         let mut summary = FanoutSummary {
+            subscriber_targets: 1,
+            cpu: Vec::new(),
             subscribers: 3,
             subscribers_connected: 2,
             connect_errors: Tally::default(),

@@ -376,3 +376,45 @@ async fn pairing_a_channel_outlives_its_creators_node() {
     let v: serde_json::Value = serde_json::from_str(&d.text().await).expect("json");
     assert_eq!(v["message"], "still here");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_fanout_drives_three_nodes_without_loss_or_reordering() {
+    use clap::Parser as _;
+    use switchboard_bench::cli::{Cli, Scenario};
+    use switchboard_bench::report::Summary as _;
+    use switchboard_bench::scenario::{Ctx, fanout};
+
+    let Some(c) = TestCluster::start(three_nodes()).await else {
+        return;
+    };
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("ws://{}/pubsub/bench-smoke", c.addr(i)))
+        .collect();
+    let pid = c.node(1).pid().to_string();
+    let mut args = vec![
+        "switchboard-bench",
+        "fanout",
+        "--url",
+        &urls[0],
+        "--sources",
+        "1",
+        "--subscribers",
+        "6",
+        "--messages",
+        "100",
+        "--cpu-pid",
+        &pid,
+    ];
+    for u in &urls {
+        args.extend(["--subscriber-url", u.as_str()]);
+    }
+    let cli = Cli::try_parse_from(args).expect("bench arguments");
+    let Scenario::Fanout(args) = cli.scenario else {
+        panic!("not the fanout scenario");
+    };
+    let ctx = Ctx::new(cli.common).await.expect("bench context");
+    let s = fanout::run(&ctx, &args).await.expect("the run completes");
+    assert!(s.failures().is_empty(), "{:?}", s.failures());
+    assert_eq!((s.subscriber_targets, s.deliveries), (3, 600));
+    assert_eq!(s.cpu.len(), 1);
+}
