@@ -22,6 +22,11 @@ use switchboard_testkit::nats::NatsServer;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a fresh client may take to connect: longer than [`WAIT`] because a
+/// loaded CI machine starting a JetStream server per test has been seen to
+/// take over ten seconds (the failure message then shows each bus's health).
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// One node of a cluster under test.
 struct Node {
     relay: Relay,
@@ -191,9 +196,19 @@ impl Backend {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        eventually("every bus is connected and ready", || {
-            nodes.iter().all(|n| n.relay.bus().health().connected)
-        })
+        let health = || {
+            nodes
+                .iter()
+                .map(|n| format!("{}: {}", n.node(), n.relay.bus().health().detail))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        eventually_within(
+            CONNECT_WAIT,
+            &health,
+            "every bus is connected and ready",
+            || nodes.iter().all(|n| n.relay.bus().health().connected),
+        )
         .await;
         eventually_or(&view, "every node sees every other", || {
             nodes.iter().all(|n| {
@@ -213,8 +228,18 @@ async fn eventually(what: &str, cond: impl FnMut() -> bool) {
 
 /// Like [`eventually`];
 /// `state` describes what was seen when it times out.
-async fn eventually_or(state: &dyn Fn() -> String, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+async fn eventually_or(state: &dyn Fn() -> String, what: &str, cond: impl FnMut() -> bool) {
+    eventually_within(WAIT, state, what, cond).await;
+}
+
+/// Like [`eventually_or`] with its own bound.
+async fn eventually_within(
+    wait: Duration,
+    state: &dyn Fn() -> String,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + wait;
     while !cond() {
         assert!(
             tokio::time::Instant::now() < deadline,
