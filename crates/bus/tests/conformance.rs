@@ -221,12 +221,7 @@ impl Backend {
     }
 }
 
-/// Waits (bounded) until `cond` holds: for state with no event to await.
-async fn eventually(what: &str, cond: impl FnMut() -> bool) {
-    eventually_or(&String::new, what, cond).await;
-}
-
-/// Like [`eventually`];
+/// Waits (bounded) until `cond` holds: for state with no event to await;
 /// `state` describes what was seen when it times out.
 async fn eventually_or(state: &dyn Fn() -> String, what: &str, cond: impl FnMut() -> bool) {
     eventually_within(WAIT, state, what, cond).await;
