@@ -103,6 +103,9 @@ pub enum Scenario {
     /// (channelserver): channels created per second, messages relayed per
     /// second and relay latency.
     Pairs(crate::scenario::pairs::PairsArgs),
+    /// One meeting of many members chatting through the meetings service
+    /// (pgeu-meetingserver): lines stored and delivered per second, latency.
+    Meeting(crate::scenario::meeting::MeetingArgs),
 }
 
 /// How messages are published.

@@ -8,9 +8,8 @@
 //! Layout, and the plan as services arrive:
 //! - One narrow trait per kind of data, named for what it holds. Today that is
 //!   [`NameStore`]: names registered once and kept (the rtc service, whose
-//!   registered names must survive a restart). The meetings archive will add an
-//!   `ArchiveStore` here, with its own contract, rather than growing
-//!   [`NameStore`].
+//!   registered names must survive a restart), and [`MeetingStore`] /
+//!   [`MeetingAdmin`] (submodule [`meetings`]): the meetings archive.
 //! - [`Store`] is the handle a backend hands out (`Arc<dyn Store>`): backend
 //!   identity, health and shutdown, with every narrow trait as a supertrait, so
 //!   one handle reaches all of them. A new narrow trait is added to its
@@ -32,6 +31,10 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
+
+pub mod meetings;
+
+pub use meetings::{MeetingAdmin, MeetingStore};
 
 /// The future every async store method returns.
 ///
@@ -224,7 +227,7 @@ pub trait NameStore: Send + Sync + Debug + 'static {
 ///
 /// It reaches every narrow store trait (they are its supertraits), and adds
 /// identity, health and shutdown. Cloning the `Arc` shares one connection pool.
-pub trait Store: NameStore {
+pub trait Store: NameStore + MeetingStore + MeetingAdmin {
     /// The backend's name, for logs, metrics and the health endpoint:
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

@@ -12,7 +12,7 @@ pub mod upgrade;
 
 pub use listener::{Bound, ListenAddr, PeerAddr};
 pub use origin::OriginPolicy;
-pub use socket::{Handler, Inbound, Keepalive, SocketConfig};
+pub use socket::{Ending, Handler, Inbound, Keepalive, SocketConfig};
 
 use http::{HeaderValue, Response, StatusCode, header};
 

@@ -4,11 +4,16 @@
 //! - **Batching** (invariant 3): everything pending in the outbox is fed to the
 //!   socket and flushed once.
 //! - **Keepalive**: a ping every `ping_interval`; the connection ends with
-//!   [`Disconnect::Timeout`] when nothing that counts (pongs only, or any frame,
-//!   per [`Keepalive::any_frame_resets`]) arrived within `timeout`.
+//!   [`Disconnect::Timeout`] as soon as nothing that counts (pongs only, or any
+//!   frame, per [`Keepalive::any_frame_resets`]) arrived within `timeout`
+//!   (checked at that moment, not at the next ping).
 //! - **Write timeout**: a flush that takes longer ends the connection.
-//! - **Closing**: every end the server decides sends a Close frame with the
-//!   [`Disconnect`]'s code and reason, then waits briefly for the peer's Close.
+//! - **Closing**: an end the server decides sends a Close frame with the
+//!   [`Disconnect`]'s code and reason, then waits briefly for the peer's Close,
+//!   unless the service's [`SocketConfig::ending`] says [`Ending::Abort`] for
+//!   that disconnect: then the runtime writes what is queued and drops the
+//!   connection without a Close frame (the peer sees 1006, which some clients,
+//!   such as pgeu-system's meeting page, need before they reconnect).
 //!   A peer's Close is answered. Each end is counted by its label.
 
 use std::future::Future;
@@ -37,6 +42,20 @@ pub struct Keepalive {
     pub any_frame_resets: bool,
 }
 
+/// How the runtime ends a socket for a disconnect the server decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Send a Close frame with the disconnect's code and reason (the default).
+    CloseFrame,
+    /// Flush what is queued, then drop the TCP connection without a Close frame.
+    Abort,
+}
+
+/// The default [`SocketConfig::ending`]: a Close frame for every disconnect.
+pub fn always_close_frame(_: &Disconnect) -> Ending {
+    Ending::CloseFrame
+}
+
 /// Everything the runtime needs to know about one socket.
 #[derive(Debug, Clone)]
 pub struct SocketConfig {
@@ -52,6 +71,11 @@ pub struct SocketConfig {
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for them to finish.
     pub tracker: TaskTracker,
+    /// How each server-decided end is carried out (shutdown, keepalive timeout,
+    /// slow consumer, a service's own disconnects). Ends the codec or the peer
+    /// caused (a peer's Close, a protocol error, a too-big message) are not
+    /// affected. Default: [`always_close_frame`].
+    pub ending: fn(&Disconnect) -> Ending,
 }
 
 impl SocketConfig {
@@ -70,6 +94,7 @@ impl SocketConfig {
             write_timeout: Duration::from_secs(10),
             shutdown,
             tracker,
+            ending: always_close_frame,
         }
     }
 
@@ -152,6 +177,10 @@ pub async fn run<S, H>(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_alive = Instant::now();
     let mut buf: Vec<Frame> = Vec::new();
+    // Fires when the keepalive timeout would be reached if nothing arrived since it
+    // was armed; re-armed lazily from `last_alive`, so a frame costs no timer update.
+    let idle = tokio::time::sleep_until(last_alive + ka.timeout);
+    tokio::pin!(idle);
 
     // One cancellation future for the socket's life: making a new one per loop turn
     // would lock the token's shared node on every wake-up of every socket.
@@ -214,6 +243,13 @@ pub async fn run<S, H>(
                     _ => End::Peer(Disconnect::PeerClosed),
                 },
             },
+            () = &mut idle => {
+                let due = last_alive + ka.timeout;
+                if Instant::now() >= due {
+                    break End::Server(Disconnect::Timeout);
+                }
+                idle.as_mut().reset(due);
+            }
             _ = ping.tick() => {
                 if last_alive.elapsed() >= ka.timeout {
                     break End::Server(Disconnect::Timeout);
@@ -233,6 +269,11 @@ pub async fn run<S, H>(
     };
     outbox.sender().close(ended);
     let reason = match end {
+        End::Server(d) if (cfg.ending)(&d) == Ending::Abort => {
+            // Everything queued was written before the end was noticed; dropping
+            // the stream (below) closes the TCP connection without a Close frame.
+            d
+        }
         End::Server(d) => {
             let code = CloseCode::try_from(d.code()).unwrap_or(CloseCode::POLICY_VIOLATION);
             let mut reason = d.reason();
@@ -282,4 +323,100 @@ where
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::{Outbox, OutboxLimits};
+    use tokio_websockets::{ClientBuilder, ServerBuilder};
+
+    struct Quiet;
+
+    impl Handler for Quiet {
+        async fn on_message(&mut self, _msg: Inbound) -> Result<(), Disconnect> {
+            Ok(())
+        }
+        fn on_close(self, _reason: &Disconnect) {}
+    }
+
+    fn abort_services(d: &Disconnect) -> Ending {
+        match d {
+            Disconnect::Service { .. } | Disconnect::Shutdown => Ending::Abort,
+            _ => Ending::CloseFrame,
+        }
+    }
+
+    /// Runs a socket whose outbox holds one frame and is then closed with
+    /// `end`; returns what the client saw after that frame: `None` for a TCP
+    /// end without a Close frame, or the Close frame's code.
+    async fn ending_seen_by_client(end: Disconnect) -> Option<u16> {
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        let mut cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
+        cfg.ending = abort_services;
+        let (tx, rx) = Outbox::bounded(OutboxLimits::default());
+        tx.push(Frame::text("bye")).expect("push");
+        tx.close(end);
+        let server = tokio::spawn(async move {
+            run(ServerBuilder::new().serve(server_io), rx, Quiet, &cfg).await;
+        });
+        let mut client = ClientBuilder::new().take_over(client_io);
+        let first = client.next().await.expect("a frame").expect("ok");
+        assert_eq!(first.as_text(), Some("bye"));
+        let next = client.next().await;
+        server.await.expect("server task");
+        match next {
+            None | Some(Err(_)) => None,
+            Some(Ok(m)) => {
+                assert!(m.is_close(), "{m:?}");
+                m.as_close().map(|(code, _)| code.into())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abort_ending_drops_the_connection_without_a_close_frame() {
+        let end = Disconnect::service(4000, "kicked", "kicked");
+        assert_eq!(ending_seen_by_client(end).await, None);
+        assert_eq!(ending_seen_by_client(Disconnect::Shutdown).await, None);
+    }
+
+    #[tokio::test]
+    async fn other_endings_still_send_their_close_frame() {
+        assert_eq!(
+            ending_seen_by_client(Disconnect::SlowConsumer).await,
+            Some(1013)
+        );
+        let mut cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
+        assert_eq!((cfg.ending)(&Disconnect::Shutdown), Ending::CloseFrame);
+        cfg = cfg.for_service("x", 10, cfg.keepalive, cfg.write_timeout);
+        assert_eq!((cfg.ending)(&Disconnect::Timeout), Ending::CloseFrame);
+    }
+
+    /// A peer that never pongs is dropped when the timeout is reached, not at
+    /// the next ping after it (90 s with pings every 60 s, not 120 s).
+    #[tokio::test(start_paused = true)]
+    async fn the_keepalive_timeout_is_exact() {
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        let mut cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
+        cfg.keepalive = Keepalive {
+            ping_interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(90),
+            any_frame_resets: false,
+        };
+        let (_tx, rx) = Outbox::bounded(OutboxLimits::default());
+        let started = Instant::now();
+        let server = tokio::spawn(async move {
+            run(ServerBuilder::new().serve(server_io), rx, Quiet, &cfg).await;
+            Instant::now()
+        });
+        // Keep the client's half open but never read (so never pong).
+        let _client = client_io;
+        let ended = server.await.expect("server task");
+        let after = ended - started;
+        assert!(
+            after >= Duration::from_secs(90) && after < Duration::from_secs(100),
+            "{after:?}"
+        );
+    }
 }

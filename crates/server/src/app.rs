@@ -13,6 +13,7 @@ use switchboard_core::{Disconnect, Membership, Presence, Records, Registry, Rela
 use switchboard_edge::socket::SocketConfig;
 use switchboard_edge::{Bound, ListenAddr};
 use switchboard_services::echo::Echo;
+use switchboard_services::meetings::{self, Meetings};
 use switchboard_services::pairing::{ChannelBook, Pairing, dockerflow};
 use switchboard_services::pubsub::Pubsub;
 use switchboard_services::rtc::Rtc;
@@ -45,6 +46,8 @@ pub struct App {
     pub pairing: Option<Arc<Pairing>>,
     /// The rtc service, if enabled.
     pub rtc: Option<Arc<Rtc>>,
+    /// The meetings service, if enabled.
+    pub meetings: Option<Arc<Meetings>>,
     /// The store, opened when an enabled service keeps state (rtc).
     pub store: Option<Arc<dyn Store>>,
     /// Cancelled to shut down.
@@ -139,7 +142,8 @@ impl App {
                 ChannelBook::new(cluster.records.clone(), cluster.membership.clone()),
             )
         });
-        let store = if config.rtc.enabled {
+        let native_meetings = config.meetings.enabled && !config.meetings.is_pgeu();
+        let store = if config.rtc.enabled || native_meetings {
             let url = config.store.resolved_url();
             Some(switchboard_store::open_with(&url, &config.store.options()).await?)
         } else {
@@ -174,6 +178,39 @@ impl App {
             reloader.register(Arc::new(tls.clone()));
             Some(tls)
         };
+        let meetings = if !config.meetings.enabled {
+            None
+        } else {
+            let (archive, admin): (
+                Arc<dyn switchboard_store::MeetingStore>,
+                Option<Arc<dyn switchboard_store::MeetingAdmin>>,
+            ) = match &store {
+                Some(store) if native_meetings => (store.clone(), Some(store.clone())),
+                _ => {
+                    let archive = switchboard_store::open_pgeu(
+                        &config.meetings.pgeu_url,
+                        &config.store.options(),
+                    )
+                    .await?;
+                    tracing::info!("meetings: pgeu-system database opened");
+                    (archive, None)
+                }
+            };
+            if config.cluster.enabled() {
+                tracing::warn!(
+                    "meetings: each meeting runs on the node its members reach; on several nodes \
+                     route a meeting's members to one node (meetings do not span nodes yet)"
+                );
+            }
+            Some(Meetings::new(
+                config.meetings.service_config(),
+                archive,
+                admin,
+                relay.clone(),
+                registry.clone(),
+                socket.clone(),
+            ))
+        };
         let app = App {
             history: console::History::default(),
             ops_url: Arc::default(),
@@ -188,6 +225,7 @@ impl App {
             pubsub,
             pairing,
             rtc,
+            meetings,
             store,
             shutdown,
             tracker,
@@ -211,6 +249,29 @@ impl App {
             router = router.merge(pairing.router());
             if cfg.pairing.dockerflow {
                 router = router.merge(dockerflow::router(dockerflow::VersionInfo::default()));
+            }
+        }
+        if let Some(m) = &self.meetings {
+            router = router.route(
+                &format!("{}{{*rest}}", meetings::WS_PREFIX),
+                any(Meetings::handle_ws).with_state(m.clone()),
+            );
+            if cfg.meetings.status_endpoint {
+                router = router.route(
+                    "/__meetingstatus",
+                    any(Meetings::handle_status).with_state(m.clone()),
+                );
+            }
+            if let Some(api) = meetings::admin::router(
+                m.clone(),
+                meetings::admin::API_BASE,
+                meetings::page::PAGE_BASE,
+                cfg.meetings.admin_access(),
+            ) {
+                router = router.merge(api);
+                if cfg.meetings.page {
+                    router = router.merge(meetings::page::router(m.clone()));
+                }
             }
         }
         if let Some(rtc) = &self.rtc {
@@ -289,6 +350,22 @@ pub fn service_urls(config: &Config, base: &str) -> Vec<(String, String)> {
             out.push(("call".into(), format!("{base}{p}/call")));
         }
     }
+    if config.meetings.enabled {
+        out.push((
+            "meetings".into(),
+            format!("{ws}{}<id>/<key>/<highest seen>", meetings::WS_PREFIX),
+        ));
+        if config.meetings.page && !config.meetings.is_pgeu() {
+            out.push((
+                "meeting".into(),
+                format!(
+                    "{base}{}/<id>/<key>, setup API {base}{}",
+                    meetings::page::PAGE_BASE,
+                    meetings::admin::API_BASE
+                ),
+            ));
+        }
+    }
     if config.echo.enabled {
         out.push(("echo".into(), format!("{ws}/echo")));
     }
@@ -357,9 +434,13 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     }
     if let Some(o) = ops {
         let _ = app.ops_url.set(o.url());
+        let mut ops_router = ops::router(app.clone());
+        if app.config.ops.profiling {
+            ops_router = ops_router.merge(crate::profile::router());
+        }
         accept.spawn(switchboard_edge::listener::serve(
             o,
-            ops::router(app.clone()),
+            ops_router,
             app.shutdown.clone(),
             app.tracker.clone(),
         ));

@@ -11,6 +11,7 @@ pub mod console;
 pub mod logging;
 pub mod ops;
 pub mod persona;
+pub mod profile;
 pub mod reload;
 
 pub use app::{App, run};

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use switchboard::app::ListenerHints;
 use switchboard::config::{Flags, print};
 use switchboard::logging::Logging;
-use switchboard::persona::{channelserver, goflag::FlagError, pinghub, signal_server};
+use switchboard::persona::{
+    channelserver, goflag::FlagError, meetingserver, pinghub, signal_server,
+};
 use switchboard::reload::Reloader;
 use switchboard::{App, Config};
 
@@ -55,6 +57,13 @@ enum Command {
     },
     /// Run as a drop-in for webrtc-signal-server: its paths at the root, on 0.0.0.0:8000.
     SignalServer(SignalServerCli),
+    /// Run as a drop-in for pgeu-meetingserver (Go-style flags: -origin, -behindproxy, -dburl, -listen, -profilelisten).
+    #[command(disable_help_flag = true)]
+    Meetingserver {
+        /// pgeu-meetingserver's flags, as it takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run as a drop-in for Mozilla's channelserver (PAIR_* environment, config/$RUN_MODE, MozLog on stdout).
     #[command(disable_help_flag = true)]
     Channelserver {
@@ -207,6 +216,33 @@ fn load(cli: Cli) -> Result<Launch, ExitCode> {
             }
             Err(e) => {
                 report(&format!("{e}\n{}", pinghub::USAGE.trim_end()));
+                Err(ExitCode::from(2))
+            }
+        },
+        Some(Command::Meetingserver { args }) => match meetingserver::config(&args) {
+            Ok(config) => Ok(Launch {
+                hints: ListenerHints {
+                    listen: "move it with -listen HOST:PORT (or -listen /path/to/socket)".into(),
+                    ops: "this is the profile listener: move it with -profilelisten HOST:PORT"
+                        .into(),
+                },
+                ..native(config)
+            }),
+            Err(meetingserver::PersonaError::Flag(FlagError::Help)) => {
+                report(meetingserver::USAGE.trim_end());
+                Err(ExitCode::SUCCESS)
+            }
+            Err(meetingserver::PersonaError::MissingOrigin) => {
+                // As the original: the message and the usage, then exit 0.
+                report(&format!(
+                    "{}\n{}",
+                    meetingserver::MISSING_ORIGIN,
+                    meetingserver::USAGE.trim_end()
+                ));
+                Err(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                report(&format!("{e}\n{}", meetingserver::USAGE.trim_end()));
                 Err(ExitCode::from(2))
             }
         },

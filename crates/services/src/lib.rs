@@ -3,6 +3,7 @@
 //! Only this crate knows wire formats.
 
 pub mod echo;
+pub mod meetings;
 pub mod pairing;
 pub mod pubsub;
 pub mod rtc;

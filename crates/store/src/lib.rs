@@ -16,19 +16,27 @@
 //! parameters. Both backends pass one conformance suite
 //! (`tests/conformance.rs`); see `docs/store.md`.
 
+pub mod libpq;
+pub mod meetings;
 mod migrations;
 mod ops;
 mod options;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use meetings::MeetingSchema;
+pub use ops::Backend;
 pub use options::{POSTGRES_DEFAULT_MAX_CONNECTIONS, SQLITE_DEFAULT_MAX_CONNECTIONS, StoreOptions};
 pub use postgres::PgStore;
+pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
-pub use switchboard_core::store::{NameStore, Registered, Store, StoreError};
+pub use switchboard_core::store::{
+    MeetingAdmin, MeetingStore, NameStore, Registered, Store, StoreError,
+};
 
 /// Opens the store that `url` names with default [`StoreOptions`], creating
 /// what is missing and bringing its schema up to date. See the crate docs for
@@ -44,6 +52,16 @@ pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Stor
         Target::SqliteMemory => Arc::new(SqliteStore::open_in_memory_with(options).await?),
         Target::Postgres(url) => Arc::new(PgStore::connect_with(url, options).await?),
     })
+}
+
+/// Opens pgeu-system's PostgreSQL database at `url` (a lib/pq-style URL, see
+/// [`libpq`]) for the meetings service (see [`PgStore::connect_pgeu`]).
+pub async fn open_pgeu(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<Arc<dyn MeetingStore>, StoreError> {
+    let connect = libpq::connect_options(url)?;
+    Ok(Arc::new(PgStore::connect_pgeu(connect, options).await?))
 }
 
 /// What a store URL names.

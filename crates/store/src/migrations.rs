@@ -47,16 +47,34 @@ macro_rules! embedded {
 }
 
 /// The SQLite migrations, oldest first.
-pub(crate) const SQLITE: &[Embedded] = &[embedded!("sqlite", "0001_names.sql", 1, "names")];
+pub(crate) const SQLITE: &[Embedded] = &[
+    embedded!("sqlite", "0001_names.sql", 1, "names"),
+    embedded!("sqlite", "0002_meetings.sql", 2, "meetings"),
+];
 
 /// The PostgreSQL migrations, oldest first.
-pub(crate) const POSTGRES: &[Embedded] = &[embedded!("postgres", "0001_names.sql", 1, "names")];
+pub(crate) const POSTGRES: &[Embedded] = &[
+    embedded!("postgres", "0001_names.sql", 1, "names"),
+    embedded!("postgres", "0002_meetings.sql", 2, "meetings"),
+];
+
+/// The migrations of pgeu-system mode (PostgreSQL), oldest first: only
+/// Switchboard's own tables, all in the `switchboard_meetings` schema.
+pub(crate) const PGEU: &[Embedded] = &[embedded!("pgeu", "0001_polls.sql", 1, "polls")];
+
+/// Where pgeu-system mode records its applied migrations: in its own schema.
+pub(crate) const PGEU_MIGRATIONS_TABLE: &str = "switchboard_meetings.switchboard_migrations";
 
 /// A migrator over `list` that records into [`MIGRATIONS_TABLE`].
 ///
 /// Running it is idempotent; on PostgreSQL it holds an advisory lock, so nodes
 /// starting together apply each migration once.
 pub(crate) fn migrator(list: &[Embedded]) -> Migrator {
+    migrator_into(list, MIGRATIONS_TABLE)
+}
+
+/// A migrator over `list` that records into `table`.
+pub(crate) fn migrator_into(list: &[Embedded], table: &'static str) -> Migrator {
     let migrations = list
         .iter()
         .map(|m| {
@@ -70,7 +88,7 @@ pub(crate) fn migrator(list: &[Embedded]) -> Migrator {
         })
         .collect();
     let mut migrator = Migrator::with_migrations(migrations);
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.dangerous_set_table_name(table);
     migrator
 }
 
@@ -125,6 +143,11 @@ mod tests {
     #[test]
     fn postgres_list_matches_directory() {
         matches_directory("postgres", POSTGRES);
+    }
+
+    #[test]
+    fn pgeu_list_matches_directory() {
+        matches_directory("pgeu", PGEU);
     }
 
     #[test]

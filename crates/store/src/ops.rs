@@ -14,16 +14,18 @@ use sqlx::error::DatabaseError;
 use sqlx::migrate::MigrateError;
 use switchboard_core::store::StoreError;
 
-/// Which backend an error came from; the error codes differ.
+/// Which backend a store runs on; error codes and metric labels differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
+pub enum Backend {
+    /// SQLite.
     Sqlite,
+    /// PostgreSQL.
     Postgres,
 }
 
 impl Backend {
     /// The name [`Store::backend`](switchboard_core::store::Store::backend) reports.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",

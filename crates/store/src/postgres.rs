@@ -11,22 +11,21 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use switchboard_core::store::{NameStore, Registered, Store, StoreError, StoreFuture, check_key};
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use switchboard_core::store::StoreError;
 
 use crate::StoreOptions;
+use crate::meetings::{MeetingSchema, Queries};
 use crate::migrations;
 use crate::ops::{self, Backend};
 use crate::options::POSTGRES_DEFAULT_MAX_CONNECTIONS;
+use crate::sql::SqlStore;
 
-/// A [`Store`] on PostgreSQL. Cloning shares the connection pool.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    op_timeout: Duration,
-}
+/// A [`Store`](switchboard_core::store::Store) on PostgreSQL. Cloning shares the connection pool.
+pub type PgStore = SqlStore<Postgres>;
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database[?…]`,
     /// or `postgresql://…`) with default [`StoreOptions`], and brings its
     /// schema up to date.
@@ -40,11 +39,29 @@ impl PgStore {
 
     /// Connects with `options`; see [`PgStore::connect`].
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
+        PgStore::open_schema(parse_url(url)?, options, MeetingSchema::Native).await
+    }
+
+    /// Connects to pgeu-system's database for the meetings service: its
+    /// meetings tables are used as they are, never created or altered, and
+    /// Switchboard's own tables (stored polls and votes, with their migration
+    /// record) go into the schema `switchboard_meetings`, created if missing.
+    ///
+    /// Only the [`MeetingStore`](switchboard_core::store::MeetingStore) of the
+    /// result is meant to be used.
+    pub async fn connect_pgeu(
+        connect: PgConnectOptions,
+        options: &StoreOptions,
+    ) -> Result<PgStore, StoreError> {
+        PgStore::open_schema(connect, options, MeetingSchema::Pgeu).await
+    }
+
+    async fn open_schema(
+        mut connect: PgConnectOptions,
+        options: &StoreOptions,
+        schema: MeetingSchema,
+    ) -> Result<PgStore, StoreError> {
         options.validate()?;
-        // The parse error never echoes the URL, which may hold a password.
-        let mut connect = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config {
-            message: format!("invalid PostgreSQL URL: {e}"),
-        })?;
         if connect.get_application_name().is_none() {
             connect = connect.application_name("switchboard");
         }
@@ -58,20 +75,22 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| ops::map_sqlx(Backend::Postgres, "connect", e))?;
-        let store = PgStore {
+        let store = SqlStore {
             pool,
             op_timeout: options.op_timeout,
+            meetings: Queries::new::<Postgres>(schema),
+            path: None,
         };
-        if let Err(e) = store.prepare().await {
+        if let Err(e) = store.prepare(schema).await {
             store.pool.close().await;
             return Err(e);
         }
-        tracing::info!(backend = "postgres", %host, port, %database, "store opened");
+        tracing::info!(backend = "postgres", %host, port, %database, ?schema, "store opened");
         Ok(store)
     }
 
     /// Checks the encoding and runs the migrations.
-    async fn prepare(&self) -> Result<(), StoreError> {
+    async fn prepare(&self, schema: MeetingSchema) -> Result<(), StoreError> {
         let encoding: String = self
             .run(
                 "connect",
@@ -83,100 +102,22 @@ impl PgStore {
                 message: format!("the database's encoding is {encoding}; Switchboard needs UTF8"),
             });
         }
-        migrations::migrator(migrations::POSTGRES)
-            .run(&self.pool)
-            .await
-            .map_err(|e| ops::map_migrate(Backend::Postgres, e))
-    }
-
-    async fn run<T>(
-        &self,
-        op: &'static str,
-        fut: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, StoreError> {
-        ops::run(Backend::Postgres, op, self.op_timeout, fut).await
-    }
-}
-
-impl NameStore for PgStore {
-    fn register_name<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> StoreFuture<'a, Registered> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            let done = self
-                .run(
-                    "register_name",
-                    sqlx::query(
-                        "INSERT INTO switchboard_names (namespace, name) VALUES ($1, $2) \
-                         ON CONFLICT (namespace, name) DO NOTHING",
-                    )
-                    .bind(namespace)
-                    .bind(name)
-                    .execute(&self.pool),
-                )
-                .await?;
-            Ok(if done.rows_affected() == 1 {
-                Registered::New
-            } else {
-                Registered::Taken
-            })
-        })
-    }
-
-    fn name_exists<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            self.run(
-                "name_exists",
-                sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM switchboard_names WHERE namespace = $1 AND name = $2)",
-                )
-                .bind(namespace)
-                .bind(name)
-                .fetch_one(&self.pool),
-            )
-            .await
-        })
-    }
-
-    fn remove_name<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            let done = self
-                .run(
-                    "remove_name",
-                    sqlx::query("DELETE FROM switchboard_names WHERE namespace = $1 AND name = $2")
-                        .bind(namespace)
-                        .bind(name)
+        let migrator = match schema {
+            MeetingSchema::Native => migrations::migrator(migrations::POSTGRES),
+            MeetingSchema::Pgeu => {
+                self.run(
+                    "connect",
+                    sqlx::query("CREATE SCHEMA IF NOT EXISTS switchboard_meetings")
                         .execute(&self.pool),
                 )
                 .await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
-}
-
-impl Store for PgStore {
-    fn backend(&self) -> &'static str {
-        Backend::Postgres.name()
-    }
-
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.run("ping", sqlx::query("SELECT 1").execute(&self.pool))
-                .await
-                .map(drop)
-        })
-    }
-
-    fn close(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.pool.close().await;
-            Ok(())
-        })
+                migrations::migrator_into(migrations::PGEU, migrations::PGEU_MIGRATIONS_TABLE)
+            }
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| ops::map_migrate(Backend::Postgres, e))
     }
 }
 
@@ -240,6 +181,14 @@ async fn probe(connect: &PgConnectOptions, timeout: Duration) -> Result<(), Stor
     })
 }
 
+/// Parses a `postgres://` URL into connection options; the error never
+/// echoes the URL, which may hold a password.
+pub(crate) fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|e| StoreError::Config {
+        message: format!("invalid PostgreSQL URL: {e}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +208,7 @@ mod tests {
     async fn an_unreachable_server_is_unavailable() {
         // Port 1 on loopback: nothing listens there, the connect is refused at once.
         let options = StoreOptions {
-            acquire_timeout: Duration::from_millis(500),
+            acquire_timeout: std::time::Duration::from_millis(500),
             ..StoreOptions::default()
         };
         let got = PgStore::connect_with("postgres://postgres@127.0.0.1:1/postgres", &options).await;

@@ -8,27 +8,24 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use switchboard_core::store::{NameStore, Registered, Store, StoreError, StoreFuture, check_key};
+use switchboard_core::store::StoreError;
 
 use crate::StoreOptions;
+use crate::meetings::{MeetingSchema, Queries};
 use crate::migrations;
 use crate::ops::{self, Backend};
 use crate::options::SQLITE_DEFAULT_MAX_CONNECTIONS;
+use crate::sql::SqlStore;
 
-/// A [`Store`] on SQLite. Cloning shares the connection pool.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    path: Option<PathBuf>,
-    op_timeout: Duration,
-}
+/// A [`Store`](switchboard_core::store::Store) on SQLite. Cloning shares the connection pool.
+pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens the database file at `path` with default [`StoreOptions`],
     /// creating it and its parent directories if missing, and brings its
     /// schema up to date.
@@ -110,10 +107,11 @@ impl SqliteStore {
             pool.close().await;
             return Err(ops::map_migrate(Backend::Sqlite, e));
         }
-        Ok(SqliteStore {
+        Ok(SqlStore {
             pool,
             path,
             op_timeout: options.op_timeout,
+            meetings: Queries::new::<Sqlite>(MeetingSchema::Native),
         })
     }
 
@@ -130,101 +128,12 @@ impl SqliteStore {
         )
         .await
     }
-
-    async fn run<T>(
-        &self,
-        op: &'static str,
-        fut: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, StoreError> {
-        ops::run(Backend::Sqlite, op, self.op_timeout, fut).await
-    }
-}
-
-impl NameStore for SqliteStore {
-    fn register_name<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> StoreFuture<'a, Registered> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            let done = self
-                .run(
-                    "register_name",
-                    sqlx::query(
-                        "INSERT INTO switchboard_names (namespace, name) VALUES (?1, ?2) \
-                         ON CONFLICT (namespace, name) DO NOTHING",
-                    )
-                    .bind(namespace)
-                    .bind(name)
-                    .execute(&self.pool),
-                )
-                .await?;
-            Ok(if done.rows_affected() == 1 {
-                Registered::New
-            } else {
-                Registered::Taken
-            })
-        })
-    }
-
-    fn name_exists<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            self.run(
-                "name_exists",
-                sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM switchboard_names WHERE namespace = ?1 AND name = ?2)",
-                )
-                .bind(namespace)
-                .bind(name)
-                .fetch_one(&self.pool),
-            )
-            .await
-        })
-    }
-
-    fn remove_name<'a>(&'a self, namespace: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            check_key(namespace, name)?;
-            let done = self
-                .run(
-                    "remove_name",
-                    sqlx::query("DELETE FROM switchboard_names WHERE namespace = ?1 AND name = ?2")
-                        .bind(namespace)
-                        .bind(name)
-                        .execute(&self.pool),
-                )
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
-}
-
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        Backend::Sqlite.name()
-    }
-
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.run("ping", sqlx::query("SELECT 1").execute(&self.pool))
-                .await
-                .map(drop)
-        })
-    }
-
-    fn close(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.pool.close().await;
-            Ok(())
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_core::store::{NameStore, Registered, Store};
 
     #[tokio::test]
     async fn a_file_store_creates_its_directories_and_uses_wal() {

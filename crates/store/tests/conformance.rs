@@ -15,6 +15,9 @@ use switchboard_store::{Registered, Store, StoreError};
 use switchboard_testkit::pg::PgTestDb;
 use tokio::sync::Barrier;
 
+#[path = "conformance/meetings.rs"]
+mod meetings;
+
 /// A database under test and how to reach it.
 struct Db {
     url: String,

@@ -10,12 +10,14 @@
 //!   bounded commands, scratch directories.
 //! - [`pg`]: a fresh PostgreSQL database per test; [`nats`]: a `nats-server`
 //!   per test on a dynamic port that can be stopped and restarted; [`proxy`]: a
-//!   TCP forwarder a test can cut (a dependency that goes away).
+//!   TCP forwarder a test can cut (a dependency that goes away); [`pgeu`]:
+//!   pgeu-system's meetings tables in such a database.
 
 pub mod deps;
 pub mod http;
 pub mod nats;
 pub mod pg;
+pub mod pgeu;
 pub mod process;
 pub mod proxy;
 pub mod raw;

@@ -9,6 +9,7 @@
 pub mod churn;
 pub mod fanout;
 pub mod idle;
+pub mod meeting;
 pub mod pairs;
 pub mod rtc;
 

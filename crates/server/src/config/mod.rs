@@ -8,6 +8,7 @@
 use std::path::Path;
 
 mod cluster;
+mod meetings;
 mod pairing;
 pub mod print;
 mod pubsub;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use switchboard_edge::ListenAddr;
 
 pub use cluster::{ClusterSection, default_node_name};
+pub use meetings::MeetingsSection;
 pub use pairing::PairingSection;
 pub use pubsub::{HistorySection, MAX_HISTORY, PubsubSection};
 pub use rtc::RtcSection;
@@ -69,6 +71,8 @@ pub struct Config {
     pub pairing: PairingSection,
     /// The rtc service (webrtc-signal-server).
     pub rtc: RtcSection,
+    /// The meetings service (pgeu-meetingserver).
+    pub meetings: MeetingsSection,
     /// Where state that outlives the process is kept (shared by services).
     pub store: StoreSection,
     /// Several nodes over NATS (empty `nats_url`: one node).
@@ -87,6 +91,7 @@ impl Default for Config {
             pubsub: PubsubSection::default(),
             pairing: PairingSection::default(),
             rtc: RtcSection::default(),
+            meetings: MeetingsSection::default(),
             store: StoreSection::default(),
             cluster: ClusterSection::default(),
             echo: EchoSection::default(),
@@ -134,6 +139,8 @@ pub struct OpsSection {
     pub enabled: bool,
     /// Where; loopback by default.
     pub listen: String,
+    /// Also serve CPU profiles at `/debug/pprof/profile` (pprof format).
+    pub profiling: bool,
 }
 
 impl Default for OpsSection {
@@ -141,6 +148,7 @@ impl Default for OpsSection {
         OpsSection {
             enabled: true,
             listen: "127.0.0.1:8198".into(),
+            profiling: false,
         }
     }
 }
@@ -229,6 +237,7 @@ impl Config {
         c.pubsub.enabled = false;
         c.pairing.enabled = false;
         c.rtc.enabled = false;
+        c.meetings.enabled = false;
         c
     }
 
@@ -410,12 +419,13 @@ impl Config {
                 ));
             }
         }
+        self.meetings.validate()?;
         Ok(())
     }
 
     /// Whether an enabled service keeps state in the store.
     pub fn needs_store(&self) -> bool {
-        self.rtc.enabled
+        self.rtc.enabled || (self.meetings.enabled && !self.meetings.is_pgeu())
     }
 }
 

@@ -3,5 +3,6 @@
 
 pub mod channelserver;
 pub mod goflag;
+pub mod meetingserver;
 pub mod pinghub;
 pub mod signal_server;

@@ -7,6 +7,7 @@
 
 mod cluster_support;
 mod harness;
+mod meetings_common;
 mod rtc_common;
 mod support;
 
@@ -16,6 +17,11 @@ mod cluster_faults;
 mod cluster_nats;
 mod console_browser;
 mod deploy;
+mod meetings;
+mod meetings_bench;
+mod meetings_browser;
+mod meetings_persona;
+mod meetings_pgeu;
 mod metrics_doc;
 mod ops_cli;
 mod pairing;
