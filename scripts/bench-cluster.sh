@@ -63,6 +63,8 @@ enabled = false
 enabled = false
 [pairing]
 enabled = false
+[meetings]
+enabled = false
 [pubsub]
 outbox_messages = 65536
 outbox_bytes = 67108864
