@@ -182,7 +182,12 @@ pub(crate) async fn read(
             }
         }
     };
-    if top == 0 {
+    // Nothing to read: no message yet, none asked for, or none after the offset.
+    let nothing = match query {
+        HistoryQuery::Last(n) => *n == 0,
+        HistoryQuery::After { offset, .. } => *offset >= top,
+    };
+    if top == 0 || nothing {
         return Ok(History {
             epoch,
             frames: Vec::new(),
