@@ -31,6 +31,7 @@ mod pairing_persona;
 mod persona_pinghub;
 mod pubsub;
 mod pubsub_bench;
+mod pubsub_history;
 mod rtc;
 mod rtc_bench;
 mod rtc_browser;
