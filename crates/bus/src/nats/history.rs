@@ -154,7 +154,8 @@ pub(crate) async fn read(
     let subject = conn.subjects().sequenced(&class, topic);
     let top = match stream.get_last_raw_message_by_subject(&subject).await {
         Ok(m) => m.sequence,
-        Err(e) if e.to_string().contains("not found") => 0,
+        // No message of this topic is stored (yet, or any more).
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
         Err(e) => return Err(unavailable(e)),
     };
     let start = match query {

@@ -14,6 +14,7 @@ mod support;
 mod autobahn;
 mod cluster;
 mod cluster_faults;
+mod cluster_history;
 mod cluster_nats;
 mod console_browser;
 mod deploy;
