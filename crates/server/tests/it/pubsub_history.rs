@@ -84,6 +84,19 @@ async fn last_replays_retained_messages_oldest_first_then_live() {
     // Another channel under the prefix has its own log.
     let mut b = ws::connect(h.addr, "/pubsub/feed/b?last=3").await;
     b.expect_silence(50).await;
+    // The test page has a history panel on channels that keep history only.
+    assert!(
+        http::get(h.addr, "/pubsub/feed/a")
+            .await
+            .text()
+            .contains(r#"id="history""#)
+    );
+    assert!(
+        !http::get(h.addr, "/pubsub/chat")
+            .await
+            .text()
+            .contains(r#"id="history""#)
+    );
     h.shutdown().await;
 }
 

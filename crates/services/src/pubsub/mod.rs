@@ -158,7 +158,7 @@ impl Pubsub {
             return self.subscribe(req, channel).await;
         }
         match *req.method() {
-            Method::GET => page::response(&channel),
+            Method::GET => page::response(&channel, self.keeps_history(&channel)),
             Method::POST => self.post(req, &channel).await,
             _ => {
                 counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "method").increment(1);
