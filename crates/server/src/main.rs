@@ -73,6 +73,20 @@ enum Command {
     },
 }
 
+impl Command {
+    /// A drop-in for an original (its settings come from its own flags, plus
+    /// the cluster's `SWITCHBOARD_CLUSTER_*` variables).
+    fn is_persona(&self) -> bool {
+        matches!(
+            self,
+            Command::Pinghub { .. }
+                | Command::SignalServer(_)
+                | Command::Meetingserver { .. }
+                | Command::Channelserver { .. }
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate FILE (with the environment and flags, as `serve` would) and
@@ -168,6 +182,22 @@ struct Launch {
 
 /// The configuration for `cli`, or the exit code when there is nothing to run.
 fn load(cli: Cli) -> Result<Launch, ExitCode> {
+    let persona = cli.command.as_ref().is_some_and(Command::is_persona);
+    let launch = load_command(cli)?;
+    if !persona {
+        return Ok(launch);
+    }
+    match launch.config.clone().with_cluster_env(std::env::vars()) {
+        Ok(config) => Ok(Launch { config, ..launch }),
+        Err(e) => {
+            report(&format!("switchboard: {e}"));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// [`load`] before a persona's `SWITCHBOARD_CLUSTER_*` variables.
+fn load_command(cli: Cli) -> Result<Launch, ExitCode> {
     let native = |config| Launch {
         config,
         warnings: Vec::new(),

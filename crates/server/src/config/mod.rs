@@ -304,6 +304,40 @@ impl Config {
         Ok((cfg, provenance))
     }
 
+    /// A persona's configuration with the `SWITCHBOARD_CLUSTER_*` variables
+    /// applied (the personas' originals have no cluster settings, so every
+    /// persona takes them from the environment, as `serve` does), then validated:
+    /// a persona joins a cluster exactly like a native node.
+    pub fn with_cluster_env(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let cluster: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("SWITCHBOARD_CLUSTER_"))
+            .collect();
+        if cluster.is_empty() {
+            return Ok(self);
+        }
+        let mut table = toml::Table::new();
+        table.insert(
+            "cluster".into(),
+            toml::Value::try_from(&self.cluster).map_err(|e| ConfigError::Parse(e.to_string()))?,
+        );
+        let applied = apply_env(&mut table, cluster)?;
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let parsed: Config = toml::from_str(&merged).map_err(|e| {
+            let vars: Vec<&str> = applied.iter().map(|(v, _, _)| v.as_str()).collect();
+            ConfigError::Parse(format!("{e} (set by {})", vars.join(", ")))
+        })?;
+        let cfg = Config {
+            cluster: parsed.cluster,
+            ..self
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Spellings that mean something else: `ops.listen = "off"` turns the ops listener off.
     fn normalize(&mut self, provenance: &mut Provenance) {
         if self.ops.listen == "off" {
@@ -622,6 +656,52 @@ mod tests {
         let twice = format!("{ok}{ok}");
         let e = load_str(&twice, &[]).unwrap_err().to_string();
         assert!(e.contains("appears twice"), "{e}");
+    }
+
+    #[test]
+    fn personas_take_the_cluster_from_the_environment_and_are_checked_like_serve() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let base = Config::default();
+        let same = base
+            .clone()
+            .with_cluster_env(env(&[("SWITCHBOARD_PUBSUB_PREFIX", "/x")]));
+        assert_eq!(same.unwrap(), base, "only the cluster's variables apply");
+        let mut stateless = Config::default();
+        stateless.rtc.enabled = false;
+        stateless.meetings.enabled = false;
+        let c = stateless
+            .with_cluster_env(env(&[
+                (
+                    "SWITCHBOARD_CLUSTER_NATS_URL",
+                    "nats://10.0.0.1:4222,nats://10.0.0.2:4222",
+                ),
+                ("SWITCHBOARD_CLUSTER_SUBJECT_PREFIX", "blue"),
+            ]))
+            .unwrap();
+        assert_eq!(c.cluster.subject_prefix, "blue");
+        assert!(c.cluster.enabled());
+        // A node-local SQLite store in a cluster is refused, as for `serve`.
+        let mut rtc = Config::default();
+        rtc.rtc.enabled = true;
+        rtc.store.url = "sqlite:./names.sqlite3".into();
+        let e = rtc
+            .with_cluster_env(env(&[(
+                "SWITCHBOARD_CLUSTER_NATS_URL",
+                "nats://127.0.0.1:4222",
+            )]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url"), "{e}");
+        let e = Config::default()
+            .with_cluster_env(env(&[("SWITCHBOARD_CLUSTER_NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SWITCHBOARD_CLUSTER_NOPE"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Counts {
     pub pairing_channels: usize,
     /// Users online under a name, on every node.
     pub rtc_online: usize,
+    /// Distinct meetings with a running actor on any node.
+    pub meetings_running: usize,
 }
 
 /// This node's report for cluster-wide counts: hashes of its channels (so the
@@ -79,6 +81,8 @@ struct Report {
     pubsub: Vec<u64>,
     pairing: Vec<u64>,
     rtc_online: usize,
+    #[serde(default)]
+    meetings: Vec<i64>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -94,6 +98,7 @@ fn fnv(s: &str) -> u64 {
 pub fn install_reporter(app: &App) {
     let hub = app.relay.hub().clone();
     let rtc = app.rtc.clone();
+    let meetings = app.meetings.clone();
     app.membership.set_reporter(std::sync::Arc::new(move || {
         let report = Report {
             pubsub: hub
@@ -107,6 +112,9 @@ pub fn install_reporter(app: &App) {
                 .map(|t| fnv(t))
                 .collect(),
             rtc_online: rtc.as_ref().map_or(0, |r| r.online()),
+            meetings: meetings
+                .as_ref()
+                .map_or_else(Vec::new, |m| m.running().iter().map(|h| h.id()).collect()),
         };
         serde_json::to_vec(&report).unwrap_or_default().into()
     }));
@@ -119,6 +127,7 @@ impl Counts {
             pubsub_channels: app.pubsub.as_ref().map_or(0, |p| p.channel_count()),
             pairing_channels: app.pairing.as_ref().map_or(0, |p| p.channel_count()),
             rtc_online: app.rtc.as_ref().map_or(0, |r| r.online()),
+            meetings_running: app.meetings.as_ref().map_or(0, |m| m.running().len()),
         }
     }
 
@@ -127,6 +136,7 @@ impl Counts {
         let mut pubsub = std::collections::HashSet::new();
         let mut pairing = std::collections::HashSet::new();
         let mut rtc_online = 0;
+        let mut meetings = std::collections::HashSet::new();
         for (_, bytes) in app.membership.gather().await {
             let Ok(r) = serde_json::from_slice::<Report>(&bytes) else {
                 continue;
@@ -134,17 +144,19 @@ impl Counts {
             pubsub.extend(r.pubsub);
             pairing.extend(r.pairing);
             rtc_online += r.rtc_online;
+            meetings.extend(r.meetings);
         }
         Counts {
             pubsub_channels: pubsub.len(),
             pairing_channels: pairing.len(),
             rtc_online,
+            meetings_running: meetings.len(),
         }
     }
 }
 
 /// Every enabled service's card, with `counts` for the cluster-wide numbers.
-/// Meetings and Talk add theirs here.
+/// Talk adds its own here.
 pub fn cards(app: &App, counts: &Counts) -> Vec<ServiceCard> {
     let by_service = app.registry.count_by_service();
     let conns = |name: &str| by_service.get(name).copied().unwrap_or(0) as u64;
@@ -264,6 +276,41 @@ pub fn cards(app: &App, counts: &Counts) -> Vec<ServiceCard> {
             } else {
                 Vec::new()
             },
+        });
+    }
+    if let Some(m) = &app.meetings {
+        let mut endpoints = vec![Endpoint {
+            scheme: "ws",
+            path: format!(
+                "{}<meeting>/<54-character key>/<highest seen id>",
+                switchboard_services::meetings::WS_PREFIX
+            ),
+            note: "a member's connection",
+        }];
+        if m.config().status_endpoint {
+            endpoints.push(Endpoint {
+                scheme: "http",
+                path: "/__meetingstatus".into(),
+                note: "meetings and members (JSON)",
+            });
+        }
+        out.push(ServiceCard {
+            name: "meetings",
+            what: "Member meetings with chat, polls and an archive (pgeu-meetingserver)",
+            endpoints,
+            counters: vec![
+                Counter {
+                    key: "meetings",
+                    label: "meetings running",
+                    value: counts.meetings_running as u64,
+                },
+                Counter {
+                    key: "members",
+                    label: "members connected",
+                    value: conns(switchboard_services::meetings::SERVICE),
+                },
+            ],
+            demos: Vec::new(),
         });
     }
     if app.config.echo.enabled {

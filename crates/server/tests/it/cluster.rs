@@ -418,3 +418,38 @@ async fn bench_fanout_drives_three_nodes_without_loss_or_reordering() {
     assert_eq!((s.subscriber_targets, s.deliveries), (3, 600));
     assert_eq!(s.cpu.len(), 1);
 }
+
+/// The personas take the cluster's settings from `SWITCHBOARD_CLUSTER_*`, as
+/// `serve` does: two Pinghub personas on one NATS are one pubsub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personas_join_a_cluster_from_the_environment() {
+    let Some(nats) = switchboard_testkit::nats::NatsServer::start() else {
+        return;
+    };
+    let url = nats.url();
+    let prefix = format!("persona{}", std::process::id());
+    let node = |name: &str| {
+        crate::support::ServerProcess::start_with_env(
+            ["pinghub", "-addr=127.0.0.1:0", "-mport=0"],
+            &[
+                ("SWITCHBOARD_CLUSTER_NATS_URL", url.as_str()),
+                ("SWITCHBOARD_CLUSTER_SUBJECT_PREFIX", prefix.as_str()),
+                ("SWITCHBOARD_CLUSTER_NODE_NAME", name),
+            ],
+            1,
+        )
+    };
+    let (a, b) = (node("persona-a"), node("persona-b"));
+    for p in [&a, &b] {
+        assert!(
+            p.wait_for_line("connected to NATS", Duration::from_secs(30))
+                .is_some(),
+            "{}",
+            p.output(30)
+        );
+    }
+    let mut sub = ws::connect(a.addr(), "/across").await;
+    let r = http::post(b.addr(), "/across", b"from the other persona").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sub.text().await, "from the other persona");
+}

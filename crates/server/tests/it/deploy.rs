@@ -188,7 +188,13 @@ fn every_nginx_sample_is_valid() {
     let Some(nginx) = require_command("nginx", INSTALL) else {
         return;
     };
-    for name in ["switchboard", "pinghub", "channelserver", "signal-server"] {
+    for name in [
+        "switchboard",
+        "pinghub",
+        "channelserver",
+        "signal-server",
+        "meetingserver",
+    ] {
         let dir = TempDir::new("nginx-t");
         let site = Nginx::rewrite(
             &sample(&format!("nginx/{name}.conf")),
@@ -273,4 +279,54 @@ fn the_pinghub_nginx_sample_carries_websockets_and_posts() {
         assert_eq!(http::post(nginx.addr, "/chan", b"hi").await.status, 200);
         assert_eq!(sub.text().await, "hi");
     });
+}
+
+#[test]
+fn the_meetingserver_nginx_sample_carries_a_members_websocket() {
+    let Some(nginx_bin) = require_command("nginx", INSTALL) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(switchboard_testkit::pgeu::PgeuDb::create()) else {
+        return;
+    };
+    let (meeting, key) = rt.block_on(async {
+        let meeting = db.meeting("AGM", 0).await;
+        let alice = db.member("Alice").await;
+        let key = format!("N{}", "n".repeat(53));
+        db.key(meeting, alice, &key, None).await;
+        (meeting, key)
+    });
+    let server = ServerProcess::start([
+        "meetingserver",
+        "-origin=*",
+        "-behindproxy",
+        "-dburl",
+        db.url(),
+        "-listen",
+        "127.0.0.1:0",
+    ]);
+    let nginx = Nginx::start(
+        &nginx_bin,
+        &sample("nginx/meetingserver.conf"),
+        server.addr(),
+    );
+    rt.block_on(async {
+        let path = format!("/ws/meeting/{meeting}/{key}/0");
+        let mut alice = crate::meetings_common::Meet::connect(nginx.addr, &path).await;
+        let j = alice.joined("Alice").await;
+        assert_eq!(j.status["isopen"], false);
+        alice.say("through nginx").await;
+        assert_eq!(alice.line("through nginx").await["fromname"], "Alice");
+        // The status report stays off the public site.
+        assert_eq!(http::get(nginx.addr, "/__meetingstatus").await.status, 404);
+    });
+    assert!(
+        !nginx.error_log().contains("[error]"),
+        "{}",
+        nginx.error_log()
+    );
 }

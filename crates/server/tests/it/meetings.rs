@@ -727,3 +727,45 @@ async fn the_setup_api_needs_the_token_when_loopback_is_not_trusted() {
     assert_eq!(r.status, 201);
     f.h.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_console_counts_running_meetings_and_connected_members() {
+    let f = native(|_| {}).await;
+    let counters = |v: &Value| -> (u64, u64) {
+        let card = v["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == "meetings")
+            .expect("a meetings card")
+            .clone();
+        let get = |key: &str| {
+            card["counters"]
+                .as_array()
+                .expect("counters")
+                .iter()
+                .find(|c| c["key"] == key)
+                .and_then(|c| c["value"].as_u64())
+                .expect("a counter")
+        };
+        (get("meetings"), get("members"))
+    };
+    let stats = || async {
+        let r = http::get(f.h.addr, "/api/stats").await;
+        assert_eq!(r.status, 200);
+        serde_json::from_slice::<Value>(&r.body).expect("JSON")
+    };
+    assert_eq!(
+        counters(&stats().await),
+        (0, 0),
+        "nothing runs before a member comes"
+    );
+    let _alice = f.join(&f.alice).await;
+    let _bob = f.join(&f.bob).await;
+    assert_eq!(counters(&stats().await), (1, 2));
+    let page = http::get(f.h.addr, "/").await;
+    assert!(
+        page.text().contains("/ws/meeting/"),
+        "the card names the endpoint"
+    );
+}
