@@ -5,7 +5,8 @@
 //
 // Checks: the console shows the host the browser used in its URLs and has a
 // favicon; its counters and charts move under traffic (pubsub subscribers and
-// messages, pairing channels); the pubsub test page relays a message; the
+// messages, pairing channels); the pubsub test page relays a message, and its
+// history panel replays and recovers what it missed (a /feed/ channel); the
 // pairing demo creates a channel in one pane, joins it from the other and
 // exchanges messages both ways; every page holds at 390 px wide (no
 // horizontal scrolling). Screenshots go to SCREENSHOT_DIR when given.
@@ -170,6 +171,50 @@ async function main() {
       await consolePage.screenshot({ path: path.join(shots, "console.png"), fullPage: true });
       await pairing.screenshot({ path: path.join(shots, "pairing-demo.png"), fullPage: true });
     }
+
+    // The history panel of a channel that keeps history (/feed/ in the test's config):
+    // connect with last and envelopes, drop, publish, reconnect with since.
+    const hist = await desktop.newPage();
+    await hist.goto(base + "/pubsub/feed/demo");
+    await hist.waitForFunction(() => document.getElementById("status").textContent === "subscribed", null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    for (const m of ["one", "two"]) {
+      await hist.fill("#msg", m);
+      await hist.press("#msg", "Enter");
+    }
+    await hist.waitForFunction(() => document.getElementById("log").textContent.includes("two"), null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    await hist.fill("#h-last", "5");
+    await hist.click("#h-connect");
+    await hist.waitForFunction(
+      () => {
+        const t = document.getElementById("h-log").textContent;
+        return t.includes("2 replayed") && /#\d+  two/.test(t);
+      },
+      null,
+      { timeout: STEP_TIMEOUT_MS },
+    );
+    await hist.click("#h-drop");
+    check((await text(hist, "#h-status")) === "disconnected", "the history connection dropped");
+    await hist.fill("#msg", "three");
+    await hist.press("#msg", "Enter");
+    await hist.waitForFunction(() => document.getElementById("log").textContent.includes("three"), null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    await hist.click("#h-since");
+    await hist.waitForFunction(
+      () => {
+        const t = document.getElementById("h-log").textContent;
+        return t.includes("1 replayed") && /#\d+  three/.test(t);
+      },
+      null,
+      { timeout: STEP_TIMEOUT_MS },
+    );
+    summary.historyPosition = await text(hist, "#h-pos");
+    log("pubsub history panel recovered the missed message at", summary.historyPosition);
+    if (shots) await hist.screenshot({ path: path.join(shots, "pubsub-history.png"), fullPage: true });
 
     // 390 px wide (a phone): nothing scrolls sideways.
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });

@@ -1,12 +1,15 @@
 //! [`MemoryLogs`]: topic histories kept in memory, for the in-process bus.
 //!
-//! Each topic with a [`Retention`] gets a log whose offsets start at 1 and are
-//! contiguous, so a gap is arithmetic: a subscriber at offset `o` can recover
-//! exactly when the oldest kept message is at most `o + 1`. The epoch is drawn
-//! at random when the process starts: a restart loses the memory, and clients
-//! learn it from the epoch. Logs are trimmed to `max_messages` on append and
-//! to `max_age` on every read and on a sweep at most every few seconds; a topic
-//! whose log empties is forgotten.
+//! Offsets come from one counter for all topics (as a JetStream stream's
+//! sequence does), so they increase along each topic and are never reused
+//! within an epoch, even when a topic's log empties and is forgotten. Each log
+//! remembers the newest offset it dropped; a subscriber at offset `o` can
+//! recover exactly when nothing newer than `o` was dropped. A forgotten log's
+//! drops are folded into one watermark, which new logs start from (erring
+//! towards "expired", never towards a silent gap). The epoch is drawn at random
+//! when the process starts: a restart loses the memory, and clients learn it
+//! from the epoch. Logs are trimmed to `max_messages` on append and to
+//! `max_age` on every read and on a sweep at most every few seconds.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,31 +23,33 @@ use switchboard_core::bus::{History, HistoryError, HistoryQuery, Retention};
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 struct Log {
-    /// The offset the next message gets.
-    next: u64,
     entries: VecDeque<(u64, Instant, Bytes)>,
     max_age: Duration,
+    /// The newest offset appended.
+    top: u64,
+    /// The newest offset dropped (or a bound on it; 0 = none).
+    dropped: u64,
 }
 
 impl Log {
     fn trim(&mut self, now: Instant) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(_, at, _)| now.duration_since(*at) > self.max_age)
-        {
+        while let Some((o, at, _)) = self.entries.front() {
+            if now.duration_since(*at) <= self.max_age {
+                break;
+            }
+            self.dropped = *o;
             self.entries.pop_front();
         }
-    }
-
-    fn top(&self) -> u64 {
-        self.next - 1
     }
 }
 
 struct State {
     logs: HashMap<Arc<str>, Log>,
     swept: Instant,
+    /// The offset the next message gets, whatever its topic.
+    next: u64,
+    /// The newest offset dropped from a log that was then forgotten.
+    forgotten: u64,
 }
 
 /// The histories of every topic that keeps one, with one epoch.
@@ -60,6 +65,8 @@ impl MemoryLogs {
             state: Mutex::new(State {
                 logs: HashMap::new(),
                 swept: Instant::now(),
+                next: 1,
+                forgotten: 0,
             }),
         }
     }
@@ -75,21 +82,32 @@ impl MemoryLogs {
         let mut st = self.lock();
         if now.duration_since(st.swept) >= SWEEP_EVERY {
             st.swept = now;
+            let mut forgotten = st.forgotten;
             st.logs.retain(|_, log| {
                 log.trim(now);
-                !log.entries.is_empty()
+                let keep = !log.entries.is_empty();
+                if !keep {
+                    forgotten = forgotten.max(log.dropped);
+                }
+                keep
             });
+            st.forgotten = forgotten;
         }
+        let offset = st.next;
+        st.next += 1;
+        let start = st.forgotten;
         let log = st.logs.entry(Arc::from(topic)).or_insert_with(|| Log {
-            next: 1,
             entries: VecDeque::new(),
             max_age: r.max_age,
+            top: 0,
+            dropped: start,
         });
-        let offset = log.next;
-        log.next += 1;
+        log.top = offset;
         log.entries.push_back((offset, now, text));
         while log.entries.len() > r.max_messages {
-            log.entries.pop_front();
+            if let Some((o, _, _)) = log.entries.pop_front() {
+                log.dropped = o;
+            }
         }
         (offset, self.epoch.clone())
     }
@@ -103,18 +121,21 @@ impl MemoryLogs {
     ) -> Result<History, HistoryError> {
         let mut st = self.lock();
         let now = Instant::now();
-        let (top, kept): (u64, Vec<(u64, Bytes)>) = match st.logs.get_mut(topic) {
+        let next = st.next;
+        let forgotten = st.forgotten;
+        let (top, dropped, kept): (u64, u64, Vec<(u64, Bytes)>) = match st.logs.get_mut(topic) {
             Some(log) => {
                 log.trim(now);
                 (
-                    log.top(),
+                    log.top,
+                    log.dropped,
                     log.entries
                         .iter()
                         .map(|(o, _, t)| (*o, t.clone()))
                         .collect(),
                 )
             }
-            None => (0, Vec::new()),
+            None => (0, forgotten, Vec::new()),
         };
         drop(st);
         let epoch = self.epoch.clone();
@@ -124,11 +145,10 @@ impl MemoryLogs {
                 epoch: theirs,
                 offset,
             } => {
-                if theirs.as_str() != &*epoch || *offset > top {
+                if theirs.as_str() != &*epoch || *offset >= next {
                     return Err(HistoryError::EpochChanged { epoch, top });
                 }
-                let oldest = kept.first().map_or(top + 1, |(o, _)| *o);
-                if offset + 1 < oldest {
+                if *offset < dropped {
                     return Err(HistoryError::Expired { epoch, top });
                 }
                 kept.partition_point(|(o, _)| o <= offset)
@@ -209,5 +229,35 @@ mod tests {
         ));
         let empty = logs.read("none", &HistoryQuery::Last(10), &r).unwrap();
         assert_eq!((empty.top, empty.frames.len()), (0, 0));
+    }
+
+    #[test]
+    fn offsets_are_never_reused_when_a_log_is_forgotten() {
+        let logs = MemoryLogs::new();
+        let (a, epoch) = logs.append("a", Bytes::from_static(b"a1"), &retention(10));
+        let (b, _) = logs.append("b", Bytes::from_static(b"b1"), &retention(10));
+        assert!(b > a, "one counter for every topic");
+        let after = |offset| HistoryQuery::After {
+            epoch: epoch.to_string(),
+            offset,
+        };
+        // `a`'s only message ages out, and the next append sweeps.
+        {
+            let mut st = logs.lock();
+            let log = st.logs.get_mut("a").unwrap();
+            log.max_age = Duration::ZERO;
+            log.entries[0].1 -= Duration::from_millis(1);
+            st.swept -= SWEEP_EVERY;
+        }
+        let (a2, _) = logs.append("a", Bytes::from_static(b"a2"), &retention(10));
+        assert!(a2 > b, "a forgotten log's offsets are not reused");
+        // A client that had a1 missed nothing: a2 is what followed.
+        let h = logs.read("a", &after(a), &retention(10)).unwrap();
+        assert_eq!(texts(&h), [(a2, "a2".into())]);
+        // One from before a1 cannot know: a1 is gone.
+        assert!(matches!(
+            logs.read("a", &after(a - 1), &retention(10)),
+            Err(HistoryError::Expired { .. })
+        ));
     }
 }

@@ -18,9 +18,13 @@
 //!   ([`OutboxView::Envelope`]), so one shared frame serves both kinds of client.
 //! - **Hold.** [`OutboxSender::hold`] keeps what is pushed from the writer until
 //!   [`OutboxSender::release`] puts a prefix (the replayed history) in front of
-//!   it, dropping held logged frames the prefix already covers (offset at or below
-//!   the prefix's last). A subscriber can so be subscribed live *before* its
-//!   history is read, and get both with no gap and no duplicate at the seam.
+//!   it, dropping logged frames the prefix already covers (offset at or below a
+//!   floor: the prefix's last offset, or the log's top when it was read). The
+//!   floor stays: a copy of a covered message that arrives late (a bus delivering
+//!   after the history read) is dropped too. A subscriber can so be subscribed
+//!   live *before* its history is read, and get both with no gap and no
+//!   duplicate at the seam. An outbox with a floor must take logged frames of
+//!   one log only (offsets of different logs do not compare).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +79,11 @@ struct State {
     bytes: usize,
     closed: Option<Disconnect>,
     held: bool,
+    /// Logged frames at or below this offset are covered by a replay (see `release`).
+    floor: Option<u64>,
+    /// Leading frames of the queue outside the bounds (a released prefix);
+    /// `bytes` counts only the others.
+    exempt: usize,
 }
 
 #[derive(Debug)]
@@ -101,6 +110,7 @@ impl Shared {
         let n = st.queue.len();
         buf.extend(st.queue.drain(..).map(|f| self.render(f)));
         st.bytes = 0;
+        st.exempt = 0;
         n
     }
 }
@@ -131,6 +141,8 @@ impl Outbox {
                 bytes: 0,
                 closed: None,
                 held: false,
+                floor: None,
+                exempt: 0,
             }),
             notify: Notify::new(),
             limits,
@@ -143,6 +155,11 @@ impl Outbox {
             OutboxReceiver { shared },
         )
     }
+}
+
+/// Whether `frame` is a logged message a replay already covered.
+fn covered(frame: &Frame, floor: Option<u64>) -> bool {
+    matches!((frame.offset(), floor), (Some(o), Some(fl)) if o <= fl)
 }
 
 /// The producing half: push frames, or close the connection with a reason.
@@ -161,8 +178,13 @@ impl OutboxSender {
         if st.closed.is_some() {
             return Err(PushError::Closed);
         }
+        if covered(&frame, st.floor) {
+            return Ok(());
+        }
         let limits = self.shared.limits;
-        if st.queue.len() >= limits.max_messages || st.bytes + frame.len() > limits.max_bytes {
+        if st.queue.len() - st.exempt >= limits.max_messages
+            || st.bytes + frame.len() > limits.max_bytes
+        {
             st.closed = Some(Disconnect::SlowConsumer);
             drop(st);
             self.shared.notify.notify_one();
@@ -186,20 +208,27 @@ impl OutboxSender {
     }
 
     /// Ends a [`hold`](Self::hold): `prefix` goes first, then the held frames
-    /// that are not logged at or below the prefix's last offset.
+    /// that are not logged at or below the floor, the greater of `floor` and the
+    /// prefix's last offset. Logged frames pushed later are held to the same
+    /// floor (see the module docs).
     ///
     /// The prefix is not held to the bounds (its size is the caller's, for
-    /// example a configured history length); what follows it is, as ever.
-    pub fn release(&self, prefix: Vec<Frame>) {
+    /// example a configured history length), not even until the writer has
+    /// drained it; what follows it is, as ever.
+    pub fn release(&self, prefix: Vec<Frame>, floor: u64) {
         let mut st = self.shared.lock();
-        let floor = prefix.iter().rev().find_map(Frame::offset);
+        let floor = prefix
+            .iter()
+            .rev()
+            .find_map(Frame::offset)
+            .map_or(floor, |last| last.max(floor));
+        st.floor = Some(floor);
         let held = std::mem::take(&mut st.queue);
+        st.exempt = prefix.len();
         st.queue = prefix.into();
-        st.queue.extend(
-            held.into_iter()
-                .filter(|f| !matches!((f.offset(), floor), (Some(o), Some(fl)) if o <= fl)),
-        );
-        st.bytes = st.queue.iter().map(Frame::len).sum();
+        st.queue
+            .extend(held.into_iter().filter(|f| !covered(f, Some(floor))));
+        st.bytes = st.queue.iter().skip(st.exempt).map(Frame::len).sum();
         st.held = false;
         let wake = !st.queue.is_empty();
         drop(st);
@@ -371,10 +400,46 @@ mod tests {
         }
         let mut buf = Vec::new();
         assert_eq!(rx.try_recv_many(&mut buf), 0, "held frames wait");
-        tx.release(vec![logged(2), logged(3), logged(4), logged(5)]);
+        tx.release(vec![logged(2), logged(3), logged(4), logged(5)], 0);
+        // A late copy of a replayed message is dropped; what follows is not.
+        tx.push(logged(5)).unwrap();
+        tx.push(logged(7)).unwrap();
         rx.recv_many(&mut buf).await.unwrap();
         let got: Vec<_> = buf.iter().map(|f| f.payload().clone()).collect();
-        assert_eq!(got, ["m2", "m3", "m4", "m5", "m6"]);
+        assert_eq!(got, ["m2", "m3", "m4", "m5", "m6", "m7"]);
+    }
+
+    #[tokio::test]
+    async fn a_released_prefix_does_not_count_against_the_bounds() {
+        let (tx, mut rx) = Outbox::bounded(limits(2, 100));
+        tx.hold();
+        tx.push(logged(11)).unwrap();
+        tx.release((1..=10).map(logged).collect(), 0);
+        tx.push(logged(12)).unwrap();
+        assert_eq!(
+            tx.push(logged(13)),
+            Err(PushError::Overflow),
+            "2 after the prefix"
+        );
+        let mut buf = Vec::new();
+        rx.recv_many(&mut buf).await.unwrap();
+        assert_eq!(buf.len(), 12);
+    }
+
+    #[tokio::test]
+    async fn an_empty_replay_still_holds_to_the_logs_top() {
+        let (tx, mut rx) = Outbox::bounded(limits(10, 1000));
+        tx.hold();
+        tx.push(logged(8)).unwrap();
+        tx.push(logged(9)).unwrap();
+        tx.push(Frame::text("plain")).unwrap();
+        tx.release(vec![Frame::text("control")], 8);
+        tx.push(logged(8)).unwrap();
+        tx.push(logged(10)).unwrap();
+        let mut buf = Vec::new();
+        rx.recv_many(&mut buf).await.unwrap();
+        let got: Vec<_> = buf.iter().map(|f| f.payload().clone()).collect();
+        assert_eq!(got, ["control", "m9", "plain", "m10"]);
     }
 
     #[tokio::test]

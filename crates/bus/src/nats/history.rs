@@ -14,7 +14,8 @@
 //! creation, so a stream that was lost and made again is a new epoch. A
 //! subscriber that has offset `o` can recover exactly when the message `o` of
 //! its topic is still stored (then everything after it is); offset 0 means
-//! "from the oldest kept".
+//! "from the start of the epoch", complete only while the stream has dropped
+//! nothing. Otherwise the answer is `Expired`: conservative, never a silent gap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,10 +152,12 @@ pub(crate) async fn read(
     let info = stream.info().await.map_err(unavailable)?;
     let epoch = epoch_of(info);
     let last_in_stream = info.state.last_sequence;
+    let ever_dropped = info.state.first_sequence > 1;
     let subject = conn.subjects().sequenced(&class, topic);
     let top = match stream.get_last_raw_message_by_subject(&subject).await {
         Ok(m) => m.sequence,
-        Err(e) if e.to_string().contains("not found") => 0,
+        // No message of this topic is stored (yet, or any more).
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
         Err(e) => return Err(unavailable(e)),
     };
     let start = match query {
@@ -167,6 +170,11 @@ pub(crate) async fn read(
                 return Err(HistoryError::EpochChanged { epoch, top });
             }
             if *offset == 0 {
+                // "From the start of the epoch": complete only if the stream
+                // never dropped anything (it cannot say which channel lost what).
+                if ever_dropped {
+                    return Err(HistoryError::Expired { epoch, top });
+                }
                 consumer::DeliverPolicy::All
             } else {
                 let kept = stream
@@ -182,7 +190,12 @@ pub(crate) async fn read(
             }
         }
     };
-    if top == 0 {
+    // Nothing to read: no message yet, none asked for, or none after the offset.
+    let nothing = match query {
+        HistoryQuery::Last(n) => *n == 0,
+        HistoryQuery::After { offset, .. } => *offset >= top,
+    };
+    if top == 0 || nothing {
         return Ok(History {
             epoch,
             frames: Vec::new(),

@@ -605,6 +605,60 @@ mod tests {
     }
 
     #[test]
+    fn history_tables_parse_and_are_checked() {
+        let table = |body: &str| format!("[[pubsub.history]]\n{body}\n");
+        let ok = table("prefix = \"/feed/\"\nmax_messages = 100\nmax_age_secs = 60");
+        let two = format!(
+            "{ok}{}",
+            table("prefix = \"/feed/big/\"\nmax_messages = 10000\nmax_age_secs = 1")
+        );
+        let c = load_str(&two, &[]).unwrap();
+        assert_eq!(c.pubsub.history.len(), 2);
+        assert_eq!(c.pubsub.service_config().history, ["/feed/", "/feed/big/"]);
+        let r = c.pubsub.retentions();
+        assert_eq!(r[0].prefix, "pubsub:/feed/");
+        assert_eq!(r[1].max_age, std::time::Duration::from_secs(1));
+        assert!(
+            Config::default().pubsub.history.is_empty(),
+            "off by default"
+        );
+        for (body, key, says) in [
+            (
+                "prefix = \"feed/\"\nmax_messages = 1\nmax_age_secs = 1",
+                "pubsub.history.prefix",
+                "must start with '/'",
+            ),
+            (
+                "prefix = \"/f/\"\nmax_messages = 0\nmax_age_secs = 1",
+                "pubsub.history.max_messages",
+                "between 1 and 10000",
+            ),
+            (
+                "prefix = \"/f/\"\nmax_messages = 10001\nmax_age_secs = 1",
+                "pubsub.history.max_messages",
+                "between 1 and 10000",
+            ),
+            (
+                "prefix = \"/f/\"\nmax_messages = 5\nmax_age_secs = 0",
+                "pubsub.history.max_age_secs",
+                "at least 1",
+            ),
+            ("prefix = \"/f/\"\nmax_messages = 5", "max_age_secs", ""),
+            (
+                "prefix = \"/f/\"\nmax_messages = 5\nmax_age_secs = 1\nkeep = 1",
+                "keep",
+                "",
+            ),
+        ] {
+            let e = load_str(&table(body), &[]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{body}: {e}");
+        }
+        let twice = format!("{ok}{ok}");
+        let e = load_str(&twice, &[]).unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
+    }
+
+    #[test]
     fn personas_take_the_cluster_from_the_environment_and_are_checked_like_serve() {
         let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
             pairs

@@ -51,7 +51,7 @@ pub struct HistorySection {
 }
 
 /// The most messages a channel may keep (and a subscriber may ask to replay).
-pub const MAX_HISTORY: usize = 10_000;
+pub const MAX_HISTORY: usize = switchboard_services::pubsub::history::MAX_LAST;
 
 impl Default for PubsubSection {
     fn default() -> Self {
@@ -163,6 +163,7 @@ impl PubsubSection {
             ping_interval: Duration::from_secs(p.ping_interval_secs),
             pong_timeout: Duration::from_secs(p.pong_timeout_secs),
             write_timeout: Duration::from_secs(p.write_timeout_secs),
+            history: p.history.iter().map(|h| h.prefix.clone()).collect(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The web console and its demos in a real Chromium, driven by Playwright
 //! (`tests/node/console.js`): the real host in the URLs, a favicon, counters
-//! and charts that move under traffic, the pubsub test page, the pairing demo
+//! and charts that move under traffic, the pubsub test page and its history
+//! panel (last, drop, reconnect with since), the pairing demo
 //! (create, join, messages both ways), and a layout that holds at 390 px.
 //! Screenshots go to `$SWITCHBOARD_SCREENSHOTS` (default
 //! `<target>/console-screenshots`; the ones in `docs/screenshots/` were made so).
@@ -46,7 +47,8 @@ fn the_console_counts_live_and_its_demos_work_in_a_browser() {
     std::fs::create_dir_all(&shots).expect("the screenshot directory");
 
     let server = ServerProcess::serve_config(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[ops]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite::memory:\"\n",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[ops]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"sqlite::memory:\"\n\
+         [[pubsub.history]]\nprefix = \"/feed/\"\nmax_messages = 50\nmax_age_secs = 600\n",
         1,
     );
     let out = run_with_timeout(
@@ -82,7 +84,18 @@ fn the_console_counts_live_and_its_demos_work_in_a_browser() {
         Some(22),
         "{summary}"
     );
-    for shot in ["console.png", "console-390.png", "pairing-demo.png"] {
+    assert!(
+        summary["historyPosition"]
+            .as_str()
+            .is_some_and(|p| p.contains(" / ")),
+        "{summary}"
+    );
+    for shot in [
+        "console.png",
+        "console-390.png",
+        "pairing-demo.png",
+        "pubsub-history.png",
+    ] {
         assert!(shots.join(shot).is_file(), "{shot} was not written");
     }
 }

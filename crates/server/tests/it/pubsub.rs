@@ -544,12 +544,18 @@ async fn bad_input_is_counted_in_metrics() {
     let Some(handle) = switchboard::ops::recorder() else {
         panic!("recorder already installed elsewhere in this test binary");
     };
-    let h = start(config(|_| {})).await;
+    let h = start(config(|c| crate::pubsub_history::keep(c, 10))).await;
     assert_eq!(http::get(h.addr, "/pubsub/%FF").await.status, 400);
     let _ = http::post(h.addr, "/pubsub/m", "x".repeat(70_000).as_bytes()).await;
+    for path in ["/pubsub/feed/a?last=abc", "/pubsub/chat?last=1"] {
+        let r = http::request(h.addr, "GET", path, &UPGRADE, b"").await;
+        assert_eq!(r.status, 400, "{path}");
+    }
     let text = handle.render();
     assert!(text.contains("reason=\"path_utf8\""), "{text}");
     assert!(text.contains("reason=\"too_large\""), "{text}");
+    assert!(text.contains("reason=\"history_query\""), "{text}");
+    assert!(text.contains("reason=\"no_history\""), "{text}");
     h.shutdown().await;
 }
 

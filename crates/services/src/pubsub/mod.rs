@@ -8,7 +8,14 @@
 //! its sender only (the keepalive). `POST` publishes the body. `GET` serves a
 //! small self-contained test page. See `docs/compatibility.md` for where this
 //! deliberately differs from Pinghub.
+//!
+//! Channels under a configured history prefix keep their recent messages, and a
+//! subscriber may ask on its query string for a replay, envelopes with offsets,
+//! or recovery after a reconnect ([`history`], `docs/pubsub-history.md`). Its
+//! outbox is then held while it is subscribed and the history is read, so the
+//! replay and the live messages meet with no gap and no duplicate.
 
+pub mod history;
 mod page;
 
 use std::sync::Arc;
@@ -23,9 +30,10 @@ use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use metrics::counter;
 
+use switchboard_core::bus::{HistoryError, HistoryQuery};
 use switchboard_core::{
-    ConnId, Disconnect, Frame, Outbox, OutboxLimits, OutboxSender, Registry, Relay, Route,
-    Subscription,
+    ConnId, Disconnect, Frame, Outbox, OutboxLimits, OutboxSender, OutboxView, Registry, Relay,
+    Route, Subscription,
 };
 use switchboard_edge::socket::{Handler, Inbound, Keepalive, SocketConfig};
 use switchboard_edge::{OriginPolicy, text_response, upgrade};
@@ -52,6 +60,9 @@ pub struct PubsubConfig {
     pub pong_timeout: Duration,
     /// Longest one socket flush may take (Pinghub: 10 s).
     pub write_timeout: Duration,
+    /// Channel prefixes that keep history (`[[pubsub.history]]`); empty: none
+    /// do, and the query string is ignored as in Pinghub.
+    pub history: Vec<String>,
 }
 
 impl Default for PubsubConfig {
@@ -65,6 +76,7 @@ impl Default for PubsubConfig {
             ping_interval: Duration::from_secs(27),
             pong_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
+            history: Vec::new(),
         }
     }
 }
@@ -90,6 +102,8 @@ pub struct PubsubStats {
     pub drops: AtomicU64,
     /// Subscribers disconnected as slow.
     pub slow_consumers: AtomicU64,
+    /// Retained messages replayed to subscribers (`last` and `since`).
+    pub replayed: AtomicU64,
 }
 
 impl Pubsub {
@@ -144,7 +158,7 @@ impl Pubsub {
             return self.subscribe(req, channel).await;
         }
         match *req.method() {
-            Method::GET => page::response(&channel),
+            Method::GET => page::response(&channel, self.keeps_history(&channel)),
             Method::POST => self.post(req, &channel).await,
             _ => {
                 counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "method").increment(1);
@@ -179,21 +193,36 @@ impl Pubsub {
             counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "handshake").increment(1);
             return e.response();
         }
-        let (tx, rx) = Outbox::bounded(self.cfg.outbox);
+        let asked = if self.cfg.history.is_empty() {
+            history::Request::PLAIN
+        } else {
+            match history::parse(req.uri().query(), self.keeps_history(&channel)) {
+                Ok(a) => a,
+                Err(e) => {
+                    counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => e.label()).increment(1);
+                    return text_response(StatusCode::BAD_REQUEST, e.to_string());
+                }
+            }
+        };
+        let (tx, rx) = Outbox::with_view(self.cfg.outbox, asked.view);
         let conn = self.relay.next_conn_id();
         let topic = topic(&channel);
+        let query = asked.query();
+        if query.is_some() {
+            // Live messages wait behind the history read below.
+            tx.hold();
+        }
         // Invariant 4: subscribed, on every node, before the 101 goes out.
         let subscription = self.relay.subscribe(&topic, conn, tx.clone());
         if let Err(e) = self.relay.ready(&topic).await {
             counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "bus")
                 .increment(1);
             tracing::warn!(error = %e, "pubsub: cluster bus not ready; refusing a subscriber");
-            let mut r = text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Error: the cluster bus is unavailable; try again.\n",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return unavailable("Error: the cluster bus is unavailable; try again.\n");
+        }
+        if let Some(query) = query
+            && let Err(r) = self.replay(&topic, query, asked.view, &tx).await
+        {
             return r;
         }
         let registration = self.registry.register(conn, SERVICE, tx.clone());
@@ -206,6 +235,64 @@ impl Pubsub {
             _registration: registration,
         };
         upgrade::accept(req, self.socket.clone(), rx, handler)
+    }
+
+    /// Whether `channel` keeps history.
+    fn keeps_history(&self, channel: &str) -> bool {
+        self.cfg
+            .history
+            .iter()
+            .any(|p| channel.starts_with(p.as_str()))
+    }
+
+    /// Reads what the subscriber asked of the history and releases its held
+    /// outbox with it in front (see `OutboxSender::release`).
+    async fn replay(
+        &self,
+        topic: &str,
+        query: HistoryQuery,
+        view: OutboxView,
+        tx: &OutboxSender,
+    ) -> Result<(), Response> {
+        let envelope = view == OutboxView::Envelope;
+        let (mut prefix, top) = match self.relay.history(topic, query).await {
+            Ok(h) => {
+                let n = h.frames.len();
+                self.stats.replayed.fetch_add(n as u64, Ordering::Relaxed);
+                counter!("switchboard_pubsub_replayed_total").increment(n as u64);
+                let mut prefix = Vec::with_capacity(n + 1);
+                if envelope {
+                    prefix.push(history::position(&h.epoch, h.top, n));
+                }
+                prefix.extend(h.frames);
+                (prefix, h.top)
+            }
+            Err(HistoryError::EpochChanged { epoch, top }) => {
+                (vec![self.gap(history::Gap::EpochChanged, &epoch, top)], top)
+            }
+            Err(HistoryError::Expired { epoch, top }) => {
+                (vec![self.gap(history::Gap::Expired, &epoch, top)], top)
+            }
+            Err(e @ (HistoryError::Unavailable(_) | HistoryError::NotKept)) => {
+                counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "history").increment(1);
+                tracing::warn!(error = %e, "pubsub: history unavailable; refusing a subscriber");
+                return Err(unavailable(
+                    "Error: the channel's history is unavailable; try again.\n",
+                ));
+            }
+        };
+        if !envelope {
+            // Plain clients get no control messages; a gap cannot reach them
+            // (since implies envelopes).
+            prefix.retain(|f| f.offset().is_some());
+        }
+        tx.release(prefix, top);
+        Ok(())
+    }
+
+    fn gap(&self, reason: history::Gap, epoch: &str, top: u64) -> Frame {
+        counter!("switchboard_pubsub_history_gaps_total", "reason" => reason.as_str()).increment(1);
+        history::gap(reason, epoch, top)
     }
 
     async fn post(&self, req: Request, channel: &str) -> Response {
@@ -281,13 +368,22 @@ impl Pubsub {
     }
 }
 
+/// A 503 that asks the client to retry in a second.
+fn unavailable(body: &'static str) -> Response {
+    let mut r = text_response(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 /// The hub topic of a channel: services share the hub, so each namespaces its topics.
 pub fn topic(channel: &str) -> String {
     format!("pubsub:{channel}")
 }
 
 /// The envelope of a message from a channel with history, for clients that
-/// asked for positions: `{"offset":N,"epoch":"E","data":"<text>"}` (see docs/pubsub.md).
+/// asked for positions: `{"offset":N,"epoch":"E","data":"<text>"}` (see
+/// `docs/pubsub-history.md`).
 pub fn render_envelope(offset: u64, epoch: &str, text: &[u8]) -> Bytes {
     let data = String::from_utf8_lossy(text);
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
