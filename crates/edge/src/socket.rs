@@ -292,6 +292,13 @@ pub async fn run<S, H>(
             d
         }
         End::Codec(d) => {
+            if d == Disconnect::TooBig {
+                // The codec queues its own 1009 for one oversized frame, but not
+                // for fragments that only add up to too much: then the stream is
+                // still open and this Close goes out (otherwise it is refused).
+                let close = Message::close(Some(CloseCode::MESSAGE_TOO_BIG), d.reason());
+                let _ = timeout(cfg.write_timeout, ws.send(close)).await;
+            }
             drain_until_closed(&mut ws).await;
             d
         }
