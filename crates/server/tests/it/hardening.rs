@@ -2,8 +2,15 @@
 //! and stalled HTTP connections, the connection caps and slow consumers. Each
 //! case ends with a clear status or close code and is counted.
 
-use switchboard_testkit::http;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{Instant, timeout};
+
 use switchboard_testkit::raw::RawWs;
+use switchboard_testkit::{WAIT, http};
 
 use crate::harness::{config, start};
 
@@ -118,5 +125,184 @@ async fn fragments_adding_up_to_more_than_the_limit_get_close_1009() {
         Some(1009)
     );
     assert!(too_big() >= before + 2);
+    h.shutdown().await;
+}
+
+/// A TCP connection to `addr`, from source address `from` when given.
+async fn tcp(addr: SocketAddr, from: Option<IpAddr>) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = from {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .expect("bind a loopback source");
+    }
+    timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Reads until the server closes the connection (or resets it); returns what
+/// arrived. Fails if that takes longer than `within`.
+async fn read_until_closed(s: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    timeout(within, async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server closed the connection in time");
+    got
+}
+
+/// Reads one response head (and a body of `Content-Length`, if any); the
+/// connection stays open. Returns the head.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, len) = loop {
+        let n = timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before a response: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().expect("length"));
+            break (p + 4, len);
+        }
+    };
+    while buf.len() < head_end + len {
+        let n = timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("the body in time")
+            .expect("read");
+        assert!(n > 0, "closed inside a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf[..head_end]).into_owned()
+}
+
+fn timeouts_total(phase: &str) -> u64 {
+    counter(
+        &metrics(),
+        "switchboard_http_timeouts_total",
+        &[("phase", phase)],
+    )
+}
+
+/// A client that sends half a request head, on the main and on the ops
+/// listener, is closed after `server.header_timeout_secs`; so is one that
+/// sends nothing at all.
+#[tokio::test]
+async fn half_a_request_head_is_closed_after_the_header_timeout() {
+    let h = start(config(|c| {
+        c.server.header_timeout_secs = 1;
+        c.ops.enabled = true;
+        c.ops.listen = "127.0.0.1:0".into();
+    }))
+    .await;
+    let before = timeouts_total("header");
+    for addr in [h.addr, h.ops.expect("ops listener")] {
+        let started = Instant::now();
+        let mut half = tcp(addr, None).await;
+        half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let mut silent = tcp(addr, None).await;
+        assert!(
+            read_until_closed(&mut half, Duration::from_secs(5))
+                .await
+                .is_empty()
+        );
+        assert!(
+            read_until_closed(&mut silent, Duration::from_secs(5))
+                .await
+                .is_empty()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "not before the timeout"
+        );
+    }
+    assert!(timeouts_total("header") >= before + 4);
+    // A prompt client is served as before.
+    assert_eq!(http::get(h.ops.unwrap(), "/healthz").await.status, 200);
+    h.shutdown().await;
+}
+
+/// A kept-alive connection that sends nothing after its answer is closed
+/// after `server.idle_timeout_secs` (which is not the header timeout), on
+/// the ops listener too.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let h = start(config(|c| {
+        c.server.header_timeout_secs = 30;
+        c.server.idle_timeout_secs = 1;
+        c.ops.enabled = true;
+        c.ops.listen = "127.0.0.1:0".into();
+    }))
+    .await;
+    let before = timeouts_total("idle");
+    for (addr, path) in [(h.addr, "/pubsub/idle"), (h.ops.unwrap(), "/healthz")] {
+        let mut s = tcp(addr, None).await;
+        for _ in 0..2 {
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+        }
+        let answered = Instant::now();
+        assert!(
+            read_until_closed(&mut s, Duration::from_secs(10))
+                .await
+                .is_empty()
+        );
+        let idle = answered.elapsed();
+        assert!(
+            idle >= Duration::from_millis(900) && idle < Duration::from_secs(10),
+            "{idle:?}"
+        );
+    }
+    assert!(timeouts_total("idle") >= before + 2);
+    h.shutdown().await;
+}
+
+/// A POST whose body stops coming is ended after `server.body_timeout_secs`.
+#[tokio::test]
+async fn a_stalled_request_body_is_ended_after_the_body_timeout() {
+    let h = start(config(|c| {
+        c.server.body_timeout_secs = 1;
+        c.ops.enabled = true;
+        c.ops.listen = "127.0.0.1:0".into();
+    }))
+    .await;
+    let before = timeouts_total("body");
+    let mut s = tcp(h.addr, None).await;
+    s.write_all(b"POST /pubsub/stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    assert!(timeouts_total("body") > before);
     h.shutdown().await;
 }
