@@ -306,3 +306,163 @@ async fn a_stalled_request_body_is_ended_after_the_body_timeout() {
     assert!(timeouts_total("body") > before);
     h.shutdown().await;
 }
+
+fn refused(reason: &str) -> u64 {
+    counter(
+        &metrics(),
+        "switchboard_connections_refused_total",
+        &[("reason", reason)],
+    )
+}
+
+/// Sends a WebSocket upgrade for `path` with `headers` and reads the answer's
+/// head; the connection stays open (a 101 holds its place).
+async fn upgrade(
+    addr: SocketAddr,
+    from: Option<IpAddr>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (String, TcpStream) {
+    let mut s = tcp(addr, from).await;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n");
+    for (k, v) in upgrade_headers("dGhlIHNhbXBsZSBub25jZQ==")
+        .iter()
+        .chain(headers)
+    {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_response(&mut s).await;
+    (head, s)
+}
+
+/// Polls `cond` until it holds (bounded), for state with no event to await.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Over `server.max_connections` a new connection gets 503 with
+/// `Retry-After: 1` and is closed, counted; the ops listener keeps working;
+/// a place frees when a connection (here a WebSocket) ends.
+#[tokio::test]
+async fn over_the_connection_cap_a_client_gets_503_and_ops_keeps_working() {
+    let h = start(config(|c| {
+        c.server.max_connections = 2;
+        c.ops.enabled = true;
+        c.ops.listen = "127.0.0.1:0".into();
+    }))
+    .await;
+    let ops = h.ops.unwrap();
+    let before = refused("cap");
+    let (a, first) = upgrade(h.addr, None, "/pubsub/cap", &[]).await;
+    let (b, _second) = upgrade(h.addr, None, "/pubsub/cap", &[]).await;
+    assert!(a.starts_with("HTTP/1.1 101") && b.starts_with("HTTP/1.1 101"));
+    let mut third = tcp(h.addr, None).await;
+    third
+        .write_all(b"GET /pubsub/cap HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut third, WAIT).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1\r\n"), "{answer}");
+    assert!(refused("cap") > before);
+    assert_eq!(
+        http::get(ops, "/healthz").await.status,
+        200,
+        "ops is not capped by the main listener"
+    );
+    drop(first);
+    until("a place to free up", || async {
+        http::get(h.addr, "/pubsub/cap").await.status == 200
+    })
+    .await;
+    h.shutdown().await;
+}
+
+/// `server.max_connections_per_ip`: a direct client over it gets 503 at once;
+/// behind a trusted proxy the forwarded address counts (so other clients of
+/// the same proxy still get in). Other addresses are not affected.
+#[tokio::test]
+async fn per_address_connection_limit_counts_direct_and_forwarded_clients() {
+    let proxy: IpAddr = "127.0.0.3".parse().unwrap();
+    let h = start(config(|c| {
+        c.server.max_connections_per_ip = 2;
+        c.server.trusted_proxies = vec![proxy.to_string()];
+    }))
+    .await;
+    let before = refused("per_ip");
+    let direct: IpAddr = "127.0.0.2".parse().unwrap();
+    let (_a, _ka) = upgrade(h.addr, Some(direct), "/pubsub/ip", &[]).await;
+    let (_b, _kb) = upgrade(h.addr, Some(direct), "/pubsub/ip", &[]).await;
+    let mut over = tcp(h.addr, Some(direct)).await;
+    let answer = read_until_closed(&mut over, WAIT).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("Retry-After: 1"),
+        "{answer}"
+    );
+    // Another address is not affected.
+    let (other, _ko) = upgrade(h.addr, None, "/pubsub/ip", &[]).await;
+    assert!(other.starts_with("HTTP/1.1 101"), "{other}");
+    // Behind the proxy: per forwarded address.
+    let client = [("X-Forwarded-For", "198.51.100.7")];
+    let (c1, _k1) = upgrade(h.addr, Some(proxy), "/pubsub/ip", &client).await;
+    let (c2, _k2) = upgrade(h.addr, Some(proxy), "/pubsub/ip", &client).await;
+    let (c3, _k3) = upgrade(h.addr, Some(proxy), "/pubsub/ip", &client).await;
+    assert!(c1.starts_with("HTTP/1.1 101") && c2.starts_with("HTTP/1.1 101"));
+    assert!(
+        c3.starts_with("HTTP/1.1 503") && c3.contains("retry-after: 1"),
+        "{c3}"
+    );
+    let (d, _kd) = upgrade(
+        h.addr,
+        Some(proxy),
+        "/pubsub/ip",
+        &[("X-Forwarded-For", "198.51.100.8")],
+    )
+    .await;
+    assert!(d.starts_with("HTTP/1.1 101"), "{d}");
+    assert!(refused("per_ip") >= before + 2);
+    h.shutdown().await;
+}
+
+/// `server.max_upgrades_per_ip_per_sec`: upgrades over the rate get 429 with
+/// `Retry-After`, counted; plain requests are not limited.
+#[tokio::test]
+async fn per_address_upgrade_rate_answers_429() {
+    let h = start(config(|c| c.server.max_upgrades_per_ip_per_sec = 2)).await;
+    let before = refused("upgrade_rate");
+    let from: IpAddr = "127.0.0.4".parse().unwrap();
+    let mut heads = Vec::new();
+    let mut keep = Vec::new();
+    for _ in 0..6 {
+        let (head, s) = upgrade(h.addr, Some(from), "/pubsub/rate", &[]).await;
+        heads.push(head);
+        keep.push(s);
+    }
+    let limited: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.starts_with("HTTP/1.1 429"))
+        .collect();
+    assert!(!limited.is_empty(), "{heads:?}");
+    assert!(
+        limited
+            .iter()
+            .all(|h| h.to_ascii_lowercase().contains("retry-after: 1"))
+    );
+    assert!(heads[0].starts_with("HTTP/1.1 101"));
+    assert!(refused("upgrade_rate") > before);
+    // A plain GET from the same address is not an upgrade.
+    let mut s = tcp(h.addr, Some(from)).await;
+    s.write_all(b"GET /pubsub/rate HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    h.shutdown().await;
+}
