@@ -466,3 +466,65 @@ async fn per_address_upgrade_rate_answers_429() {
     assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
     h.shutdown().await;
 }
+
+fn slow_consumers(service: &str, cause: &str) -> u64 {
+    counter(
+        &metrics(),
+        "switchboard_slow_consumers_total",
+        &[("service", service), ("cause", cause)],
+    )
+}
+
+/// A subscriber that stops reading while its outbox still has room: the
+/// write to its socket stalls past `pubsub.write_timeout_secs`, and it ends
+/// as a slow consumer like an outbox overflow does (one policy, one counter),
+/// with close 1013 if the socket still takes it; others are unharmed.
+#[tokio::test]
+async fn a_stalled_write_ends_the_client_as_a_slow_consumer() {
+    let h = start(config(|c| {
+        c.pubsub.outbox_messages = 1_000_000;
+        c.pubsub.outbox_bytes = 1 << 30;
+        c.pubsub.write_timeout_secs = 1;
+    }))
+    .await;
+    let before = slow_consumers("pubsub", "write_stalled");
+    let disconnects = || {
+        counter(
+            &metrics(),
+            "switchboard_ws_disconnects_total",
+            &[("service", "pubsub"), ("reason", "slow_consumer")],
+        )
+    };
+    let disconnects_before = disconnects();
+    let mut slow = RawWs::connect_with(h.addr, "/pubsub/stall", &[], Some(4096)).await;
+    let mut healthy = switchboard_testkit::ws::connect(h.addr, "/pubsub/stall").await;
+    let payload = "z".repeat(60_000);
+    let mut sent = 0;
+    while slow_consumers("pubsub", "write_stalled") == before {
+        assert!(sent < 5000, "the stalled subscriber was never ended");
+        assert_eq!(
+            http::post(h.addr, "/pubsub/stall", payload.as_bytes())
+                .await
+                .status,
+            200
+        );
+        assert_eq!(healthy.text().await.len(), payload.len());
+        sent += 1;
+    }
+    // The stalled client, reading again, finds its data and then the end: a
+    // Close 1013 if it went out, else the dropped connection (never hangs).
+    if let Some(close) = slow.until_close().await {
+        assert_eq!(close.close_code(), Some(1013));
+    }
+    until("the end counted under the overflow's label", || async {
+        disconnects() > disconnects_before
+    })
+    .await;
+    // The healthy subscriber is still served.
+    assert_eq!(
+        http::post(h.addr, "/pubsub/stall", b"after").await.status,
+        200
+    );
+    assert_eq!(healthy.text().await, "after");
+    h.shutdown().await;
+}
