@@ -528,3 +528,93 @@ async fn a_stalled_write_ends_the_client_as_a_slow_consumer() {
     assert_eq!(healthy.text().await, "after");
     h.shutdown().await;
 }
+
+/// The number after `key=` in a log line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// At start the soft open-file limit is raised to the hard one (both
+/// logged, once), and the default connection cap is that minus the reserve.
+/// The server is started from a shell that lowered its soft limit first.
+#[test]
+fn the_open_file_limit_is_raised_and_the_cap_derived_from_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = crate::support::TempDir::new("fdlimit");
+    let config = dir.write(
+        "c.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[ops]\nenabled = false\n[store]\nurl = \"sqlite::memory:\"\n",
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 512 && exec \"$0\" serve --config \"$1\"")
+        .arg(crate::support::server_binary())
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server through sh");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("connection limits"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no limits logged in time:\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let pid = child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.join("\n");
+    let raised: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("open-file limit"))
+        .collect();
+    assert_eq!(raised.len(), 1, "logged once:\n{all}");
+    let (was, soft, hard) = (
+        field(raised[0], "was"),
+        field(raised[0], "soft"),
+        field(raised[0], "hard"),
+    );
+    assert_eq!(was, 512, "{all}");
+    assert_eq!(soft, hard, "{all}");
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a row for open files");
+    let nums: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "soft = hard in the running process: {row}"
+    );
+    let caps = lines
+        .iter()
+        .find(|l| l.contains("connection limits"))
+        .unwrap();
+    assert_eq!(
+        field(caps, "max_connections"),
+        soft.min(1 << 20) - switchboard::fdlimit::RESERVE
+    );
+}
