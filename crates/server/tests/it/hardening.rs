@@ -618,3 +618,43 @@ fn the_open_file_limit_is_raised_and_the_cap_derived_from_it() {
         soft.min(1 << 20) - switchboard::fdlimit::RESERVE
     );
 }
+
+/// With the per-address limits on, the bench still works: it spreads its
+/// clients over 127.0.0.x (`--sources`), so 64 subscribers over 16 sources
+/// stay under 10 connections and 10 upgrades a second per address.
+#[tokio::test]
+async fn the_bench_works_with_per_address_limits_on() {
+    use clap::Parser as _;
+    use switchboard_bench::cli::{Cli, Scenario};
+    use switchboard_bench::report::Summary as _;
+    use switchboard_bench::scenario::{Ctx, fanout};
+
+    let h = start(config(|c| {
+        c.server.max_connections_per_ip = 10;
+        c.server.max_upgrades_per_ip_per_sec = 10;
+    }))
+    .await;
+    let url = format!("ws://{}/pubsub/bench-limits", h.addr);
+    let args = [
+        "switchboard-bench",
+        "fanout",
+        "--url",
+        &url,
+        "--sources",
+        "16",
+        "--subscribers",
+        "64",
+        "--messages",
+        "20",
+    ];
+    let c = Cli::try_parse_from(args).expect("bench arguments");
+    let Scenario::Fanout(args) = c.scenario else {
+        panic!("not the fanout scenario");
+    };
+    let ctx = Ctx::new(c.common).await.expect("bench context");
+    let s = fanout::run(&ctx, &args).await.expect("the run completes");
+    assert!(s.failures().is_empty(), "{:?}", s.failures());
+    assert_eq!(s.subscribers_connected, 64);
+    assert_eq!(s.deliveries, 64 * 20);
+    h.shutdown().await;
+}
