@@ -351,33 +351,39 @@ Content-Length: 43\r\n\
 \r\n\
 server at its connection limit; retry later";
 
-/// Answers 503 and closes, in a task of its own (bounded by [`REFUSAL_LINGER`]
-/// and [`MAX_REFUSING`]); on TLS, or when too many refusals are under way,
-/// closes at once.
+/// Answers 503 and closes (on TLS: closes). The answer is written at once
+/// (it fits the empty socket buffer); then, for at most [`MAX_REFUSING`]
+/// connections at a time, a task keeps the connection for up to
+/// [`REFUSAL_LINGER`] so the client reads the answer before the close (see
+/// [`linger_and_close`]); beyond that it is closed at once.
 fn refuse(io: Io, why: Refusal, tls: bool, refusing: &Arc<AtomicUsize>) {
     count_refusal(why.label());
-    if tls || refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
-        if !tls {
-            refusing.fetch_sub(1, Ordering::AcqRel);
-        }
+    if tls {
+        return;
+    }
+    let _ = match &io {
+        Io::Tcp(s) => s.try_write(REFUSED_503),
+        Io::Unix(s) => s.try_write(REFUSED_503),
+    };
+    if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::AcqRel);
         return;
     }
     let refusing = refusing.clone();
     tokio::spawn(async move {
         match io {
-            Io::Tcp(s) => answer_and_close(s).await,
-            Io::Unix(s) => answer_and_close(s).await,
+            Io::Tcp(s) => linger_and_close(s).await,
+            Io::Unix(s) => linger_and_close(s).await,
         }
         refusing.fetch_sub(1, Ordering::AcqRel);
     });
 }
 
-/// Writes [`REFUSED_503`], ends the sending side, and reads until the client
-/// closes, so the kernel does not reset the connection (losing the answer) for
-/// request bytes left unread.
-async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+/// Ends the sending side (after the answer already written) and reads until
+/// the client closes, so the kernel does not reset the connection for request
+/// bytes left unread, which could lose the answer.
+async fn linger_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
     let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-        s.write_all(REFUSED_503).await?;
         s.shutdown().await?;
         let mut sink = [0u8; 1024];
         while s.read(&mut sink).await? > 0 {}
