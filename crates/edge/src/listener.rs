@@ -208,8 +208,9 @@ impl ServeOptions {
     }
 }
 
-/// Refusals answered at once, per listener; more are closed without an answer
-/// (each holds a descriptor for up to [`REFUSAL_LINGER`]).
+/// Refused connections kept open at once, per listener, until the client has
+/// read its 503 (each holds a descriptor for up to [`REFUSAL_LINGER`]); more
+/// get the same answer written and are closed at once.
 const MAX_REFUSING: usize = 16;
 /// How long a refused connection is kept to deliver its answer.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
