@@ -614,6 +614,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("server.trusted_proxies"), "{e}");
+        for key in [
+            "header_timeout_secs",
+            "idle_timeout_secs",
+            "body_timeout_secs",
+        ] {
+            let e = load_str(&format!("[server]\n{key} = 0\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("server.{key}")), "{e}");
+        }
     }
 
     #[test]
