@@ -36,7 +36,9 @@ pub enum Disconnect {
     PeerClosed,
     /// The server is shutting down.
     Shutdown,
-    /// The connection's outbox overflowed: it did not read fast enough.
+    /// The client does not read fast enough: its outbox overflowed, or a
+    /// write to its socket stalled past the write timeout. One policy for
+    /// both: close 1013 when the socket still takes it, counted as a slow consumer.
     SlowConsumer,
     /// No pong (or no traffic, depending on the service) within the timeout.
     Timeout,
@@ -48,8 +50,6 @@ pub enum Disconnect {
     TooBig,
     /// The peer broke the WebSocket protocol.
     Protocol,
-    /// Writing to the socket did not finish within the write timeout.
-    WriteTimeout,
     /// A service-specific end with its own code, reason and metric label.
     Service {
         /// The close code (1000-4999, not a reserved one).
@@ -82,7 +82,6 @@ impl Disconnect {
             Disconnect::BinaryUnsupported => code::UNSUPPORTED_DATA,
             Disconnect::TooBig => code::TOO_BIG,
             Disconnect::Protocol => code::PROTOCOL_ERROR,
-            Disconnect::WriteTimeout => code::TRY_AGAIN_LATER,
             Disconnect::Service { code, .. } => *code,
         }
     }
@@ -92,13 +91,12 @@ impl Disconnect {
         match self {
             Disconnect::PeerClosed => "",
             Disconnect::Shutdown => "server shutting down",
-            Disconnect::SlowConsumer => "slow consumer: outbox full",
+            Disconnect::SlowConsumer => "slow consumer",
             Disconnect::Timeout => "keepalive timeout",
             Disconnect::InvalidUtf8 => "text frame is not valid UTF-8",
             Disconnect::BinaryUnsupported => "binary frames are not supported",
             Disconnect::TooBig => "message too big",
             Disconnect::Protocol => "protocol error",
-            Disconnect::WriteTimeout => "write timeout",
             Disconnect::Service { reason, .. } => reason,
         }
     }
@@ -114,7 +112,6 @@ impl Disconnect {
             Disconnect::BinaryUnsupported => "binary_unsupported",
             Disconnect::TooBig => "too_big",
             Disconnect::Protocol => "protocol_error",
-            Disconnect::WriteTimeout => "write_timeout",
             Disconnect::Service { label, .. } => label,
         }
     }
@@ -141,7 +138,6 @@ mod tests {
             Disconnect::BinaryUnsupported,
             Disconnect::TooBig,
             Disconnect::Protocol,
-            Disconnect::WriteTimeout,
             Disconnect::service(4000, "UNAUTHENTICATED", "unauthenticated"),
         ];
         for d in all {

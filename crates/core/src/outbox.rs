@@ -302,6 +302,20 @@ impl OutboxReceiver {
         }
     }
 
+    /// Waits until the outbox overflows (closed with
+    /// [`Disconnect::SlowConsumer`]), however much is still queued: the
+    /// writer stuck on a client that does not read learns it at once instead
+    /// of at its write timeout. Cancel-safe; it takes no wake-up that
+    /// [`recv_many`](Self::recv_many) needs (that one checks the queue first).
+    pub async fn overflowed(&self) {
+        loop {
+            if self.shared.lock().closed == Some(Disconnect::SlowConsumer) {
+                return;
+            }
+            self.shared.notify.notified().await;
+        }
+    }
+
     /// The close reason, if the outbox is closed.
     pub fn closed_reason(&self) -> Option<Disconnect> {
         self.shared.lock().closed.clone()
@@ -317,6 +331,30 @@ mod tests {
             max_messages: m,
             max_bytes: b,
         }
+    }
+
+    #[tokio::test]
+    async fn overflowed_wakes_a_stuck_writer_and_steals_no_wake_up() {
+        let (tx, mut rx) = Outbox::bounded(limits(2, 1 << 20));
+        let mut buf = Vec::new();
+        // Not overflowed: waits (a push alone does not end it).
+        tx.push(Frame::text("a")).unwrap();
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), rx.overflowed())
+                .await
+                .is_err()
+        );
+        rx.recv_many(&mut buf).await.unwrap();
+        assert_eq!(buf.len(), 1);
+        tx.push(Frame::text("b")).unwrap();
+        tx.push(Frame::text("c")).unwrap();
+        assert_eq!(tx.push(Frame::text("d")), Err(PushError::Overflow));
+        rx.overflowed().await;
+        // What was queued is still handed out, then the reason.
+        buf.clear();
+        rx.recv_many(&mut buf).await.unwrap();
+        assert_eq!(buf.len(), 2);
+        assert_eq!(rx.recv_many(&mut buf).await, Err(Disconnect::SlowConsumer));
     }
 
     #[tokio::test]

@@ -3,14 +3,18 @@
 //!
 //! No service protocol lives here; services use these pieces from their routers.
 
+pub mod backoff;
 pub mod client_ip;
+pub mod conn;
+pub mod limits;
 pub mod listener;
 pub mod origin;
 pub mod socket;
 pub mod tls;
 pub mod upgrade;
 
-pub use listener::{Bound, ListenAddr, PeerAddr};
+pub use limits::{ConnectionCap, HttpTimeouts, PerIp};
+pub use listener::{Bound, ListenAddr, PeerAddr, ServeOptions};
 pub use origin::OriginPolicy;
 pub use socket::{Ending, Handler, Inbound, Keepalive, SocketConfig};
 

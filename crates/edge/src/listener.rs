@@ -7,15 +7,25 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use crate::backoff::AcceptBackoff;
+use crate::client_ip::TrustedProxies;
+use crate::conn::{Activity, TimedBody, Watched};
+use crate::limits::{ConnectionCap, HttpTimeouts, PerIp};
 
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,72 +179,162 @@ async fn bind_tcp(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// How a listener treats its connections: timeouts, limits, TLS.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Timeouts for the request head, idle keep-alive and stalled bodies.
+    pub timeouts: HttpTimeouts,
+    /// Connections open at once (shared by the listeners given the same cap).
+    pub cap: ConnectionCap,
+    /// Per client address limits (off unless configured).
+    pub per_ip: PerIp,
+    /// Proxies whose `X-Forwarded-For` names the client for [`PerIp`].
+    pub trusted_proxies: TrustedProxies,
+    /// Serve TCP connections over TLS (the handshake runs in the connection's
+    /// task; see [`crate::tls`]).
+    pub tls: Option<crate::tls::Tls>,
+}
+
+impl ServeOptions {
+    /// Default timeouts, at most `cap` connections, no per-address limits, no TLS.
+    pub fn new(cap: ConnectionCap) -> Self {
+        ServeOptions {
+            timeouts: HttpTimeouts::default(),
+            cap,
+            per_ip: PerIp::new(0, 0),
+            trusted_proxies: TrustedProxies::default(),
+            tls: None,
+        }
+    }
+}
+
+/// Refused connections kept open at once, per listener, until the client has
+/// read its 503 (each holds a descriptor for up to [`REFUSAL_LINGER`]); more
+/// get the same answer written and are closed at once.
+const MAX_REFUSING: usize = 16;
+/// How long a refused connection is kept to deliver its answer.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Why a connection was refused before HTTP (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The listener's [`ConnectionCap`] is reached.
+    Cap,
+    /// The client address's connection limit is reached.
+    PerIp,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Cap => "cap",
+            Refusal::PerIp => "per_ip",
+        }
+    }
+}
+
+fn count_refusal(reason: &'static str) {
+    metrics::counter!("switchboard_connections_refused_total", "reason" => reason).increment(1);
+}
+
 /// Accepts connections on `listener` and serves `router` on each until
 /// `shutdown` is cancelled; then stops accepting and asks in-flight HTTP
 /// connections to finish. Every connection task is tracked by `tracker`.
+///
+/// Over `opts.cap` (or a client address's limit) a connection is answered
+/// 503 with `Retry-After: 1` and closed (on a TLS listener: closed), counted
+/// in `switchboard_connections_refused_total`. Accept errors back off
+/// ([`AcceptBackoff`]).
 pub async fn serve(
     listener: Bound,
     router: Router,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    opts: ServeOptions,
 ) {
-    serve_tls(listener, router, shutdown, tracker, None).await;
-}
-
-/// Like [`serve`]; with `tls`, TCP connections are served over TLS (the
-/// handshake runs in the connection's task; see [`crate::tls`]).
-pub async fn serve_tls(
-    listener: Bound,
-    router: Router,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    tls: Option<crate::tls::Tls>,
-) {
+    let opts = Arc::new(opts);
+    let refusing = Arc::new(AtomicUsize::new(0));
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             a = accept(&listener) => a,
         };
-        match accepted {
-            Ok((io, peer)) => {
-                let router = router.clone();
-                let shutdown = shutdown.clone();
-                match (io, &tls) {
-                    (Io::Tcp(s), Some(tls)) => {
-                        let acceptor = tls.acceptor();
-                        tracker.spawn(async move {
-                            let handshake = tokio::time::timeout(
-                                crate::tls::HANDSHAKE_TIMEOUT,
-                                acceptor.accept(s),
-                            );
-                            match handshake.await {
-                                Ok(Ok(s)) => {
-                                    serve_connection(Io::Tls(Box::new(s)), peer, router, shutdown)
-                                        .await;
-                                }
-                                Ok(Err(e)) => {
-                                    metrics::counter!("switchboard_tls_handshake_errors_total")
-                                        .increment(1);
-                                    tracing::debug!(error = %e, "tls handshake failed");
-                                }
-                                Err(_) => {
-                                    metrics::counter!("switchboard_tls_handshake_errors_total")
-                                        .increment(1);
-                                    tracing::debug!("tls handshake timed out");
-                                }
-                            }
-                        });
-                    }
-                    (io, _) => {
-                        tracker.spawn(serve_connection(io, peer, router, shutdown));
-                    }
-                }
+        let (io, peer) = match accepted {
+            Ok(a) => {
+                backoff.succeeded();
+                a
             }
             Err(e) => {
                 metrics::counter!("switchboard_accept_errors_total").increment(1);
-                tracing::warn!(error = %e, "accept failed");
-                // Out of file descriptors and similar: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let step = backoff.failed(Instant::now());
+                if let Some(failures) = step.log {
+                    tracing::warn!(
+                        error = %e,
+                        failures,
+                        wait_ms = step.wait.as_millis() as u64,
+                        "accept failed (counted since the last such line); backing off"
+                    );
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(step.wait) => continue,
+                }
+            }
+        };
+        let Some(place) = opts.cap.try_acquire() else {
+            refuse(io, Refusal::Cap, opts.tls.is_some(), &refusing);
+            continue;
+        };
+        let activity = Activity::new();
+        // A client that is not a trusted proxy is limited from its first byte.
+        if opts.per_ip.limits_connections()
+            && let Some(ip) = peer.0.map(|a| a.ip())
+            && !opts.trusted_proxies.contains(ip)
+        {
+            match opts.per_ip.try_connect(ip) {
+                Some(g) => activity.hold_ip_place(g),
+                None => {
+                    drop(place);
+                    refuse(io, Refusal::PerIp, opts.tls.is_some(), &refusing);
+                    continue;
+                }
+            }
+        }
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        let opts = opts.clone();
+        match (io, &opts.tls) {
+            (Io::Tcp(s), Some(tls)) => {
+                let acceptor = tls.acceptor();
+                tracker.spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(s));
+                    match handshake.await {
+                        Ok(Ok(s)) => {
+                            let io = Watched::new(s, activity.clone(), Some(place));
+                            serve_connection(io, peer, activity, router, shutdown, opts).await;
+                        }
+                        Ok(Err(e)) => {
+                            metrics::counter!("switchboard_tls_handshake_errors_total")
+                                .increment(1);
+                            tracing::debug!(error = %e, "tls handshake failed");
+                        }
+                        Err(_) => {
+                            metrics::counter!("switchboard_tls_handshake_errors_total")
+                                .increment(1);
+                            tracing::debug!("tls handshake timed out");
+                        }
+                    }
+                });
+            }
+            (Io::Tcp(s), None) => {
+                let io = Watched::new(s, activity.clone(), Some(place));
+                tracker.spawn(serve_connection(io, peer, activity, router, shutdown, opts));
+            }
+            (Io::Unix(s), _) => {
+                let io = Watched::new(s, activity.clone(), Some(place));
+                tracker.spawn(serve_connection(io, peer, activity, router, shutdown, opts));
             }
         }
     }
@@ -243,10 +343,59 @@ pub async fn serve_tls(
     }
 }
 
+/// The answer to a connection refused before HTTP.
+const REFUSED_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Retry-After: 1\r\n\
+Connection: close\r\n\
+Content-Length: 43\r\n\
+\r\n\
+server at its connection limit; retry later";
+
+/// Answers 503 and closes (on TLS: closes). The answer is written at once
+/// (it fits the empty socket buffer); then, for at most [`MAX_REFUSING`]
+/// connections at a time, a task keeps the connection for up to
+/// [`REFUSAL_LINGER`] so the client reads the answer before the close (see
+/// [`linger_and_close`]); beyond that it is closed at once.
+fn refuse(io: Io, why: Refusal, tls: bool, refusing: &Arc<AtomicUsize>) {
+    count_refusal(why.label());
+    if tls {
+        return;
+    }
+    let _ = match &io {
+        Io::Tcp(s) => s.try_write(REFUSED_503),
+        Io::Unix(s) => s.try_write(REFUSED_503),
+    };
+    if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let refusing = refusing.clone();
+    tokio::spawn(async move {
+        match io {
+            Io::Tcp(s) => linger_and_close(s).await,
+            Io::Unix(s) => linger_and_close(s).await,
+        }
+        refusing.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// Ends the sending side (after the answer already written) and reads until
+/// the client closes, so the kernel does not reset the connection for request
+/// bytes left unread, which could lose the answer.
+async fn linger_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        s.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while s.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
 enum Io {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
-    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
 }
 
 async fn accept(l: &Bound) -> std::io::Result<(Io, PeerAddr)> {
@@ -263,57 +412,143 @@ async fn accept(l: &Bound) -> std::io::Result<(Io, PeerAddr)> {
     }
 }
 
-async fn serve_connection(io: Io, peer: PeerAddr, router: Router, shutdown: CancellationToken) {
-    let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-        req.extensions_mut().insert(peer);
-        router.clone().oneshot(req)
-    });
-    let builder = hyper::server::conn::http1::Builder::new();
-    match io {
-        Io::Tcp(s) => {
-            drive(
-                builder
-                    .serve_connection(TokioIo::new(s), svc)
-                    .with_upgrades(),
-                shutdown,
-            )
-            .await
-        }
-        Io::Unix(s) => {
-            drive(
-                builder
-                    .serve_connection(TokioIo::new(s), svc)
-                    .with_upgrades(),
-                shutdown,
-            )
-            .await
-        }
-        Io::Tls(s) => {
-            drive(
-                builder
-                    .serve_connection(TokioIo::new(s), svc)
-                    .with_upgrades(),
-                shutdown,
-            )
-            .await
-        }
-    }
+/// A plain-text refusal of a request with `Retry-After: 1` that also closes the connection.
+fn refused_request(status: StatusCode, body: &'static str) -> Response<axum::body::Body> {
+    let mut r: Response<axum::body::Body> = crate::text_response(status, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
-async fn drive<C>(conn: C, shutdown: CancellationToken)
-where
+/// The per-address checks of one request: a connection from behind a trusted
+/// proxy takes its address's place with its first request; an upgrade counts
+/// against its address's rate. `Some` is the refusal to send.
+fn check_request(
+    req: &http::Request<Incoming>,
+    peer: PeerAddr,
+    activity: &Activity,
+    opts: &ServeOptions,
+) -> Option<Response<axum::body::Body>> {
+    let per_ip = &opts.per_ip;
+    if !per_ip.limits_connections() && !per_ip.limits_upgrades() {
+        return None;
+    }
+    let ip = peer.0.and_then(|a| {
+        opts.trusted_proxies
+            .resolve_headers(a.ip(), req.headers(), false)
+            .ip()
+    })?;
+    if per_ip.limits_connections() && !activity.has_ip_place() {
+        match per_ip.try_connect(ip) {
+            Some(g) => activity.hold_ip_place(g),
+            None => {
+                count_refusal(Refusal::PerIp.label());
+                return Some(refused_request(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many connections from your address; retry later\n",
+                ));
+            }
+        }
+    }
+    if per_ip.limits_upgrades()
+        && crate::upgrade::is_upgrade_request(req.headers())
+        && !per_ip.allow_upgrade(ip, Instant::now())
+    {
+        count_refusal("upgrade_rate");
+        return Some(refused_request(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket upgrades from your address; retry later\n",
+        ));
+    }
+    None
+}
+
+async fn serve_connection<S>(
+    io: Watched<S>,
+    peer: PeerAddr,
+    activity: Arc<Activity>,
+    router: Router,
+    shutdown: CancellationToken,
+    opts: Arc<ServeOptions>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeouts = opts.timeouts;
+    let watched = activity.clone();
+    let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        let activity = activity.clone();
+        let refusal = check_request(&req, peer, &activity, &opts);
+        req.extensions_mut().insert(peer);
+        let router = router.clone();
+        activity.request_started();
+        async move {
+            let resp = match refusal {
+                Some(r) => Ok(r),
+                None => {
+                    let req = req.map(|b| TimedBody::new(b, timeouts.body));
+                    router.oneshot(req).await
+                }
+            };
+            activity.request_done();
+            resp
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        // The watchdog in `drive` times heads and idle connections.
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    drive(conn, &watched, &timeouts, shutdown).await;
+    watched.http_ended();
+}
+
+/// Runs one HTTP connection until it ends, the watchdog closes it
+/// ([`Activity::deadline`]), or shutdown asks it to finish.
+async fn drive<C>(
+    conn: C,
+    activity: &Activity,
+    timeouts: &HttpTimeouts,
+    shutdown: CancellationToken,
+) where
     C: std::future::Future<Output = Result<(), hyper::Error>> + GracefulConn,
 {
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "http connection error");
+    // The deadline moves as the connection changes phase (a handler answers, a
+    // head begins) without telling the watchdog, so it also looks again this
+    // often; a deadline is met at most this late.
+    let recheck = timeouts.header.min(timeouts.idle);
+    let next = |a: &Activity| {
+        let soon = Instant::now() + recheck;
+        a.deadline(timeouts).map_or(soon, |(at, _)| at.min(soon))
+    };
+    let watchdog = tokio::time::sleep_until(next(activity));
+    tokio::pin!(watchdog);
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "http connection error");
+                }
+                return;
             }
-        }
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful();
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            () = &mut watchdog => {
+                match activity.deadline(timeouts) {
+                    Some((at, phase)) if at <= Instant::now() => {
+                        metrics::counter!("switchboard_http_timeouts_total", "phase" => phase.label())
+                            .increment(1);
+                        tracing::debug!(phase = phase.label(), "closing a slow or idle http connection");
+                        return;
+                    }
+                    _ => watchdog.as_mut().reset(next(activity)),
+                }
+            }
+            () = shutdown.cancelled() => {
+                conn.as_mut().graceful();
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                return;
+            }
         }
     }
 }

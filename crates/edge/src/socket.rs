@@ -7,7 +7,13 @@
 //!   [`Disconnect::Timeout`] as soon as nothing that counts (pongs only, or any
 //!   frame, per [`Keepalive::any_frame_resets`]) arrived within `timeout`
 //!   (checked at that moment, not at the next ping).
-//! - **Write timeout**: a flush that takes longer ends the connection.
+//! - **Slow consumers**, one policy whichever way a client is slow: its outbox
+//!   overflowed (the hub closed it) or one write to its socket stalled past
+//!   `write_timeout`. Both end with [`Disconnect::SlowConsumer`] through the
+//!   service's [`Ending`] (close 1013 if the socket takes it within another
+//!   `write_timeout`, as when the client reads again; or the service's abort),
+//!   counted once, when the end is decided, in
+//!   `switchboard_slow_consumers_total{service, cause}`.
 //! - **Closing**: an end the server decides sends a Close frame with the
 //!   [`Disconnect`]'s code and reason, then waits briefly for the peer's Close,
 //!   unless the service's [`SocketConfig::ending`] says [`Ending::Abort`] for
@@ -65,7 +71,7 @@ pub struct SocketConfig {
     pub max_message: usize,
     /// Pings and liveness.
     pub keepalive: Keepalive,
-    /// Longest a single flush may take.
+    /// Longest a single flush may take; longer ends the connection as a slow consumer.
     pub write_timeout: Duration,
     /// Cancelled when the server shuts down: the socket closes with 1001.
     pub shutdown: CancellationToken,
@@ -149,6 +155,15 @@ fn to_message(frame: Frame) -> Message {
     }
 }
 
+/// Why a client was judged slow (the metric label `cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slow {
+    /// Its outbox overflowed.
+    OutboxFull,
+    /// A write to its socket did not finish within the write timeout.
+    WriteStalled,
+}
+
 /// Ways the connection ended, from the runtime's point of view.
 enum End {
     /// We decide: send a Close frame with this disconnect.
@@ -177,6 +192,7 @@ pub async fn run<S, H>(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_alive = Instant::now();
     let mut buf: Vec<Frame> = Vec::new();
+    let mut stalled = false;
     // Fires when the keepalive timeout would be reached if nothing arrived since it
     // was armed; re-armed lazily from `last_alive`, so a frame costs no timer update.
     let idle = tokio::time::sleep_until(last_alive + ka.timeout);
@@ -202,10 +218,21 @@ pub async fn run<S, H>(
                     }
                     ws.flush().await
                 };
-                match timeout(cfg.write_timeout, write).await {
-                    Ok(Ok(())) => frames_out.increment(n),
-                    Ok(Err(_)) => break End::Peer(Disconnect::PeerClosed),
-                    Err(_) => break End::Peer(Disconnect::WriteTimeout),
+                // A write usually finishes at its first poll; only one that
+                // waits on the client also watches for the outbox overflowing.
+                let written = tokio::select! {
+                    biased;
+                    r = timeout(cfg.write_timeout, write) => Some(r),
+                    () = outbox.overflowed() => None,
+                };
+                match written {
+                    Some(Ok(Ok(()))) => frames_out.increment(n),
+                    Some(Ok(Err(_))) => break End::Peer(Disconnect::PeerClosed),
+                    Some(Err(_)) => {
+                        stalled = true;
+                        break End::Server(Disconnect::SlowConsumer);
+                    }
+                    None => break End::Server(Disconnect::SlowConsumer),
                 }
                 buf.clear();
             }
@@ -226,7 +253,8 @@ pub async fn run<S, H>(
                         if msg.is_ping() {
                             // The codec queued the pong; send it now rather than with the next write.
                             if timeout(cfg.write_timeout, ws.flush()).await.is_err() {
-                                break End::Peer(Disconnect::WriteTimeout);
+                                stalled = true;
+                                break End::Server(Disconnect::SlowConsumer);
                             }
                         }
                         continue;
@@ -254,9 +282,13 @@ pub async fn run<S, H>(
                 if last_alive.elapsed() >= ka.timeout {
                     break End::Server(Disconnect::Timeout);
                 }
-                let sent = timeout(cfg.write_timeout, ws.send(Message::ping(Payload::from(Bytes::new())))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    break End::Peer(Disconnect::WriteTimeout);
+                match timeout(cfg.write_timeout, ws.send(Message::ping(Payload::from(Bytes::new())))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::Peer(Disconnect::PeerClosed),
+                    Err(_) => {
+                        stalled = true;
+                        break End::Server(Disconnect::SlowConsumer);
+                    }
                 }
             }
         }
@@ -267,6 +299,18 @@ pub async fn run<S, H>(
     let ended = match &end {
         End::Server(d) | End::Codec(d) | End::Peer(d) => d.clone(),
     };
+    if ended == Disconnect::SlowConsumer {
+        let cause = if stalled {
+            Slow::WriteStalled
+        } else {
+            Slow::OutboxFull
+        };
+        counter!("switchboard_slow_consumers_total", "service" => svc, "cause" => match cause {
+            Slow::OutboxFull => "outbox_full",
+            Slow::WriteStalled => "write_stalled",
+        })
+        .increment(1);
+    }
     outbox.sender().close(ended);
     let reason = match end {
         End::Server(d) if (cfg.ending)(&d) == Ending::Abort => {
@@ -292,6 +336,13 @@ pub async fn run<S, H>(
             d
         }
         End::Codec(d) => {
+            if d == Disconnect::TooBig {
+                // The codec queues its own 1009 for one oversized frame, but not
+                // for fragments that only add up to too much: then the stream is
+                // still open and this Close goes out (otherwise it is refused).
+                let close = Message::close(Some(CloseCode::MESSAGE_TOO_BIG), d.reason());
+                let _ = timeout(cfg.write_timeout, ws.send(close)).await;
+            }
             drain_until_closed(&mut ws).await;
             d
         }

@@ -47,6 +47,9 @@ pub enum HandshakeError {
     /// `Sec-WebSocket-Key` is missing.
     #[error("missing Sec-WebSocket-Key")]
     Key,
+    /// `Sec-WebSocket-Key` is not the base64 form of 16 bytes (RFC 6455 §4.2.1).
+    #[error("invalid Sec-WebSocket-Key: must be base64 of 16 bytes")]
+    KeyInvalid,
     /// The server is shutting down and takes no new sockets.
     #[error("server shutting down")]
     ShuttingDown,
@@ -57,7 +60,9 @@ impl HandshakeError {
     pub fn response<B: From<String>>(&self) -> Response<B> {
         let status = match self {
             HandshakeError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            HandshakeError::Version | HandshakeError::Key => StatusCode::BAD_REQUEST,
+            HandshakeError::Version | HandshakeError::Key | HandshakeError::KeyInvalid => {
+                StatusCode::BAD_REQUEST
+            }
             HandshakeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut r = text_response(status, format!("{self}\n"));
@@ -85,10 +90,21 @@ pub fn check<B>(req: &Request<B>, cfg: &SocketConfig) -> Result<(), HandshakeErr
     {
         return Err(HandshakeError::Version);
     }
-    if req.headers().get(header::SEC_WEBSOCKET_KEY).is_none() {
-        return Err(HandshakeError::Key);
+    match req.headers().get(header::SEC_WEBSOCKET_KEY) {
+        None => Err(HandshakeError::Key),
+        Some(key) if !is_valid_key(key.as_bytes()) => Err(HandshakeError::KeyInvalid),
+        Some(_) => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether `key` is a valid `Sec-WebSocket-Key`: the padded base64 form of
+/// exactly 16 bytes (so 24 characters; RFC 6455 §4.2.1 item 5).
+pub fn is_valid_key(key: &[u8]) -> bool {
+    use base64::Engine;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|raw| raw.len() == 16)
 }
 
 /// Answers `req` with 101 and runs the socket with `handler` and `outbox` once
@@ -147,6 +163,21 @@ mod tests {
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    #[test]
+    fn only_base64_of_16_bytes_is_a_key() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        for bad in [
+            &b""[..],
+            b"dGhlIHNhbXBsZSBub25jZQ",    // unpadded
+            b"dGhlIHNhbXBsZSBub25jZQ==x", // too long
+            b"dGhlIHNhbXBsZSBub25jZSE=",  // 17 bytes
+            b"dGhlIHNhbXBsZSBub25j!Q==",  // not base64
+            &[b'A'; 4096],
+        ] {
+            assert!(!is_valid_key(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use switchboard_core::{Disconnect, Membership, Presence, Records, Registry, Relay};
 use switchboard_edge::socket::SocketConfig;
-use switchboard_edge::{Bound, ListenAddr};
+use switchboard_edge::{Bound, ConnectionCap, ListenAddr, PerIp, ServeOptions};
 use switchboard_services::echo::Echo;
 use switchboard_services::meetings::{self, Meetings};
 use switchboard_services::pairing::{ChannelBook, Pairing, dockerflow};
@@ -420,13 +420,44 @@ pub async fn bind_named(
 pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
     let router = app.router();
     let accept = TaskTracker::new();
+    let server = &app.config.server;
+    let files = crate::fdlimit::raise();
+    let max = match server.max_connections {
+        0 => files.connection_cap(),
+        n => n,
+    };
+    if server.max_connections as u64 > files.soft {
+        tracing::warn!(
+            max_connections = max,
+            open_files = files.soft,
+            "server.max_connections is above the open-file limit: accept errors will come first"
+        );
+    }
+    tracing::info!(
+        max_connections = max,
+        per_ip = server.max_connections_per_ip,
+        upgrades_per_ip_per_sec = server.max_upgrades_per_ip_per_sec,
+        "connection limits"
+    );
+    let proxies = switchboard_edge::client_ip::TrustedProxies::parse(&server.trusted_proxies)
+        .unwrap_or_default();
+    let main = ServeOptions {
+        timeouts: server.timeouts(),
+        cap: ConnectionCap::new(max),
+        per_ip: PerIp::new(
+            server.max_connections_per_ip,
+            server.max_upgrades_per_ip_per_sec,
+        ),
+        trusted_proxies: proxies,
+        tls: app.tls.clone(),
+    };
     for l in listeners {
-        accept.spawn(switchboard_edge::listener::serve_tls(
+        accept.spawn(switchboard_edge::listener::serve(
             l,
             router.clone(),
             app.shutdown.clone(),
             app.tracker.clone(),
-            app.tls.clone(),
+            main.clone(),
         ));
     }
     if app.config.console.enabled {
@@ -438,11 +469,15 @@ pub async fn run(app: App, listeners: Vec<Bound>, ops: Option<Bound>) {
         if app.config.ops.profiling {
             ops_router = ops_router.merge(crate::profile::router());
         }
+        // Its own small cap, inside the reserve the main cap leaves.
+        let mut opts = ServeOptions::new(ConnectionCap::new(crate::fdlimit::OPS_MAX_CONNECTIONS));
+        opts.timeouts = server.timeouts();
         accept.spawn(switchboard_edge::listener::serve(
             o,
             ops_router,
             app.shutdown.clone(),
             app.tracker.clone(),
+            opts,
         ));
     }
     accept.close();

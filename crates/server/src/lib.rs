@@ -8,6 +8,7 @@ pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod console;
+pub mod fdlimit;
 pub mod logging;
 pub mod ops;
 pub mod persona;

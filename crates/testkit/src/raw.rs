@@ -96,7 +96,13 @@ impl RawWs {
 
     /// Sends one masked frame with `opcode` and `payload` (FIN set).
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let mut f = vec![0x80 | opcode];
+        self.send_fragment(opcode, payload, true).await;
+    }
+
+    /// Sends one masked frame; without `fin` it is a fragment that a
+    /// continuation frame (opcode 0) must follow.
+    pub async fn send_fragment(&mut self, opcode: u8, payload: &[u8], fin: bool) {
+        let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
         let len = payload.len();
         if len < 126 {
             f.push(0x80 | len as u8);

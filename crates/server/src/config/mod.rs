@@ -116,6 +116,22 @@ pub struct ServerSection {
     pub tls_cert: String,
     /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1).
     pub tls_key: String,
+    /// Seconds a new connection has to send its request head (and a later
+    /// head to complete after its first byte); then it is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive HTTP connection may sit idle between requests.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request body may stall while it is being read.
+    pub body_timeout_secs: u64,
+    /// Connections open at once on the `listen` listeners; more get 503.
+    /// 0: the open-file limit minus a reserve for the ops listener, the
+    /// store and NATS.
+    pub max_connections: usize,
+    /// Connections open at once per client address (behind `trusted_proxies`,
+    /// the forwarded address; IPv6 by /64); 0: no limit.
+    pub max_connections_per_ip: u32,
+    /// WebSocket upgrades per second per client address; more get 429; 0: no limit.
+    pub max_upgrades_per_ip_per_sec: u32,
 }
 
 impl Default for ServerSection {
@@ -127,6 +143,24 @@ impl Default for ServerSection {
             hub_shards: 64,
             tls_cert: String::new(),
             tls_key: String::new(),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 30,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_upgrades_per_ip_per_sec: 0,
+        }
+    }
+}
+
+impl ServerSection {
+    /// The HTTP timeouts of every listener (the ops listener's too).
+    pub fn timeouts(&self) -> switchboard_edge::HttpTimeouts {
+        use std::time::Duration;
+        switchboard_edge::HttpTimeouts {
+            header: Duration::from_secs(self.header_timeout_secs),
+            idle: Duration::from_secs(self.idle_timeout_secs),
+            body: Duration::from_secs(self.body_timeout_secs),
         }
     }
 }
@@ -392,6 +426,18 @@ impl Config {
         if self.server.hub_shards == 0 {
             return Err(invalid("server.hub_shards", "must be at least 1"));
         }
+        for (key, v) in [
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+        ] {
+            if !(1..=86_400).contains(&v) {
+                return Err(invalid(key, "must be 1 to 86400 seconds"));
+            }
+        }
         if self.ops.enabled {
             ListenAddr::parse(&self.ops.listen).map_err(|e| {
                 invalid(
@@ -602,6 +648,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("server.trusted_proxies"), "{e}");
+        for key in [
+            "header_timeout_secs",
+            "idle_timeout_secs",
+            "body_timeout_secs",
+        ] {
+            let e = load_str(&format!("[server]\n{key} = 0\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("server.{key}")), "{e}");
+        }
     }
 
     #[test]

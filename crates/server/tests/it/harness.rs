@@ -13,6 +13,8 @@ use switchboard::{App, Config};
 pub(crate) struct Harness {
     /// Its TCP address.
     pub(crate) addr: SocketAddr,
+    /// Its ops listener's address, when the config enables it.
+    pub(crate) ops: Option<SocketAddr>,
     /// Its services.
     pub(crate) app: App,
     join: JoinHandle<()>,
@@ -34,11 +36,17 @@ pub(crate) fn config(adjust: impl FnOnce(&mut Config)) -> Config {
 pub(crate) async fn start(cfg: Config) -> Harness {
     let (listeners, ops) = switchboard::app::bind(&cfg).await.expect("bind");
     let addr = listeners[0].local_addr().expect("tcp listener");
+    let ops_addr = ops.as_ref().and_then(|o| o.local_addr());
     let app = App::new(cfg, CancellationToken::new())
         .await
         .expect("build the app");
     let join = tokio::spawn(switchboard::run(app.clone(), listeners, ops));
-    Harness { addr, app, join }
+    Harness {
+        addr,
+        ops: ops_addr,
+        app,
+        join,
+    }
 }
 
 impl Harness {

@@ -18,6 +18,7 @@ mod cluster_history;
 mod cluster_nats;
 mod console_browser;
 mod deploy;
+mod hardening;
 mod meetings;
 mod meetings_bench;
 mod meetings_browser;

@@ -589,7 +589,23 @@ async fn a_slow_member_is_dropped_instead_of_blocking_the_meeting() {
         }
     }
     assert!(dropped, "the slow member was never dropped");
-    drop(raw);
+    // Counted as every slow consumer is, but ended the meetings way: no
+    // Close frame (the page reconnects on 1006).
+    let slow = || {
+        let text = switchboard::ops::recorder()
+            .expect("the recorder is ours in this test binary")
+            .render();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("switchboard_slow_consumers_total{")
+                    && l.contains("service=\"meetings\"")
+            })
+            .count()
+    };
+    f.h.eventually("the meetings slow consumer is counted", |_| slow() > 0)
+        .await;
+    let mut raw = raw;
+    assert_eq!(raw.until_close().await, None, "no Close frame");
     f.h.shutdown().await;
 }
 

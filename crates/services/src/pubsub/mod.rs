@@ -357,11 +357,6 @@ impl Pubsub {
             st.drops.fetch_add(1, Ordering::Relaxed);
             counter!("switchboard_pubsub_drops_total").increment(1);
         }
-        if fanout.overflowed > 0 {
-            st.slow_consumers
-                .fetch_add(fanout.overflowed as u64, Ordering::Relaxed);
-            counter!("switchboard_pubsub_slow_consumers_total").increment(fanout.overflowed as u64);
-        }
         if bus.is_err() {
             counter!("switchboard_pubsub_bus_errors_total").increment(1);
         }
@@ -460,6 +455,14 @@ impl Handler for Subscriber {
     }
 
     fn on_close(self, reason: &Disconnect) {
+        // Whichever way it was slow (outbox full or a stalled write); the
+        // Prometheus count is the socket runtime's.
+        if *reason == Disconnect::SlowConsumer {
+            self.svc
+                .stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+        }
         tracing::trace!(conn = %self.conn, reason = reason.label(), "pubsub subscriber left");
     }
 }

@@ -54,6 +54,10 @@ impl Rtc {
         match upgrade::check(&req, &self.socket) {
             Ok(()) => {}
             Err(e @ HandshakeError::ShuttingDown) => return e.response(),
+            Err(e @ HandshakeError::KeyInvalid) => {
+                http_error("handshake");
+                return e.response();
+            }
             Err(e) => {
                 http_error("handshake");
                 let mut r = upgrade_required();
