@@ -23,6 +23,7 @@ use base64::Engine;
 use http::{HeaderValue, header};
 use metrics::counter;
 use serde::Deserialize;
+use switchboard_core::secret::same_secret;
 use switchboard_core::store::StoreError;
 use switchboard_core::store::meetings::{MeetingAdmin, MeetingId};
 use switchboard_edge::{PeerAddr, text_response};
@@ -76,10 +77,6 @@ pub fn router(
             .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
             .with_state(api),
     )
-}
-
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn guard(
