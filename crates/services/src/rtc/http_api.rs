@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use switchboard_core::Disconnect;
 use switchboard_core::secret::same_secret;
 use switchboard_core::store::{Registered, StoreError};
-use switchboard_edge::text_response;
+use switchboard_edge::{PeerAddr, text_response};
 
 use super::codes::{self, reason};
 use super::identity::{CookieError, NameError, check_name};
@@ -205,7 +205,12 @@ impl Rtc {
                 return true;
             }
         }
-        self.cfg.kick_from_loopback && self.client_ip(req).is_some_and(|ip| ip.is_loopback())
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .map(|p| p.0.map(|a| a.ip()));
+        self.cfg.kick_from_loopback
+            && peer.is_some_and(|peer| self.cfg.trusted_proxies.is_local(peer, req.headers()))
     }
 
     /// `GET /v1/kick-active-users`: closes every online user's socket (4001).
