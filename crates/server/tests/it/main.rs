@@ -17,6 +17,7 @@ mod cluster_faults;
 mod cluster_nats;
 mod console_browser;
 mod deploy;
+mod fuzz;
 mod log_secrets;
 mod meetings;
 mod meetings_bench;
