@@ -411,7 +411,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakSummary, ScenarioErro
     let mut ramp_secs = None;
     let (mut last_delivered, mut last_connects) = (0, 0);
     let mut next = start + interval;
-    while next <= end {
+    while next < end {
         tokio::time::sleep_until(next.into()).await;
         next += interval;
         let window = std::mem::replace(

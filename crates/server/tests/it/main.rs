@@ -39,4 +39,5 @@ mod rtc_browser;
 mod rtc_differences;
 mod rtc_persona;
 mod rtc_store;
+mod soak_bench;
 mod tls;
