@@ -106,6 +106,10 @@ pub enum Scenario {
     /// One meeting of many members chatting through the meetings service
     /// (pgeu-meetingserver): lines stored and delivered per second, latency.
     Meeting(crate::scenario::meeting::MeetingArgs),
+    /// Many pubsub connections for a long time with churn, slow and silent clients:
+    /// samples the server's RSS, descriptors, tasks and p99, reports slopes, and fails
+    /// when descriptors or tasks do not return to baseline after the clients leave.
+    Soak(crate::scenario::soak::SoakArgs),
 }
 
 /// How messages are published.

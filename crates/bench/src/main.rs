@@ -15,7 +15,7 @@ use switchboard_bench::cli::{Cli, Scenario};
 use switchboard_bench::procfs;
 use switchboard_bench::progress::Ticker;
 use switchboard_bench::report::{Summary, render};
-use switchboard_bench::scenario::{Ctx, churn, fanout, idle, meeting, pairs, rtc};
+use switchboard_bench::scenario::{Ctx, churn, fanout, idle, meeting, pairs, rtc, soak};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,6 +81,7 @@ async fn scenario(cli: Cli) -> Result<bool> {
         Scenario::Rtc(args) => emit(&rtc::run(&ctx, args).await?, json),
         Scenario::Pairs(args) => emit(&pairs::run(&ctx, args).await?, json),
         Scenario::Meeting(args) => emit(&meeting::run(&ctx, args).await?, json),
+        Scenario::Soak(args) => emit(&soak::run(&ctx, args).await?, json),
     }
 }
 

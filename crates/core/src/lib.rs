@@ -12,6 +12,7 @@
 //! - [`Records`]: small shared values changed by compare-and-set; [`Membership`]:
 //!   which nodes are alive; [`Presence`]: cluster-wide claims built on both.
 //! - [`store`]: the persistence seam services use for what must outlive the process.
+//! - [`secret`]: comparing secrets (tokens, signatures) in constant time.
 
 pub mod bus;
 pub mod disconnect;
@@ -24,6 +25,7 @@ pub mod presence;
 pub mod records;
 pub mod registry;
 pub mod relay;
+pub mod secret;
 pub mod store;
 
 pub use bus::{Bus, BusError, BusMessage, Delivery, Route, Topics};

@@ -169,6 +169,24 @@ impl TrustedProxies {
         self.walk(peer, lines, skip_loopback)
     }
 
+    /// Whether a request from `peer` (`None`: a unix socket) with `headers` comes from this
+    /// host, for the privileges some services grant local clients (rtc's kick, the meetings
+    /// setup API). The resolved client must be loopback (a unix socket counts), and a peer
+    /// that is not a trusted proxy must send no `X-Forwarded-For`: such a header from an
+    /// untrusted local peer means a proxy on this host that nobody named in the trusted
+    /// list, and every client behind it would otherwise be local.
+    pub fn is_local(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+        let forwarded = headers.contains_key(&X_FORWARDED_FOR);
+        match peer {
+            None => !forwarded,
+            Some(peer) => match self.resolve_headers(peer, headers, false) {
+                Resolved::Peer(ip) => ip.is_loopback() && !forwarded,
+                Resolved::Forwarded(ip) => ip.is_loopback(),
+                Resolved::Unknown(_) => false,
+            },
+        }
+    }
+
     /// `lines` are header lines in order; `None` is a line that is not text.
     fn walk<'a, L>(&self, peer: IpAddr, lines: L, skip_loopback: bool) -> Resolved
     where
@@ -643,5 +661,36 @@ mod tests {
             trusted.resolve_headers(ip("8.8.8.8"), &untrusted, true),
             Resolved::Peer(ip("8.8.8.8"))
         );
+    }
+
+    #[test]
+    fn local_means_loopback_and_not_forwarded_by_an_unnamed_proxy() {
+        let none = TrustedProxies::none();
+        let named: TrustedProxies = "127.0.0.1".parse().unwrap();
+        let lo = Some(IpAddr::from(Ipv4Addr::LOCALHOST));
+        let remote = Some(IpAddr::from(Ipv4Addr::new(192, 0, 2, 7)));
+        let plain = HeaderMap::new();
+        let mut xff = HeaderMap::new();
+        xff.insert(&X_FORWARDED_FOR, "192.0.2.9".parse().unwrap());
+        let mut xff_lo = HeaderMap::new();
+        xff_lo.insert(&X_FORWARDED_FOR, "127.0.0.1".parse().unwrap());
+        // No proxy: a loopback peer is local unless it forwards someone.
+        assert!(none.is_local(lo, &plain));
+        assert!(!none.is_local(lo, &xff));
+        assert!(!none.is_local(lo, &xff_lo));
+        assert!(!none.is_local(remote, &plain));
+        assert!(!none.is_local(remote, &xff_lo));
+        // A unix socket is local unless a proxy forwards someone over it.
+        assert!(none.is_local(None, &plain));
+        assert!(!none.is_local(None, &xff));
+        // A named local proxy: the forwarded client decides; none known is not local
+        // (loopback in the header is the proxy itself, so no client is known either).
+        assert!(!named.is_local(lo, &plain));
+        assert!(!named.is_local(lo, &xff));
+        assert!(!named.is_local(lo, &xff_lo));
+        // A named remote proxy forwarding a loopback client (a tunnel): local.
+        let far: TrustedProxies = "192.0.2.7".parse().unwrap();
+        assert!(far.is_local(remote, &xff_lo));
+        assert!(!far.is_local(remote, &xff));
     }
 }

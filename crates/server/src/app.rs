@@ -62,6 +62,8 @@ pub struct App {
     pub history: console::History,
     /// The ops listener's URL once it is bound (for the console's links).
     pub ops_url: Arc<std::sync::OnceLock<String>>,
+    /// Who may use the meetings setup API.
+    pub meetings_access: meetings::admin::AdminAccess,
 }
 
 /// Why the services could not be built.
@@ -149,12 +151,12 @@ impl App {
         } else {
             None
         };
+        let proxies =
+            switchboard_edge::client_ip::TrustedProxies::parse(&config.server.trusted_proxies)
+                .map_err(|e| crate::config::invalid("server.trusted_proxies", e.to_string()))?;
+        let meetings_access = config.meetings.admin_access(proxies.clone());
         let rtc = match &store {
             Some(store) if config.rtc.enabled => {
-                let proxies = switchboard_edge::client_ip::TrustedProxies::parse(
-                    &config.server.trusted_proxies,
-                )
-                .map_err(|e| crate::config::invalid("server.trusted_proxies", e.to_string()))?;
                 let rtc_cfg = config.rtc.service_config(proxies)?;
                 Some(Rtc::new(
                     rtc_cfg,
@@ -226,6 +228,7 @@ impl App {
             pairing,
             rtc,
             meetings,
+            meetings_access,
             store,
             shutdown,
             tracker,
@@ -266,7 +269,7 @@ impl App {
                 m.clone(),
                 meetings::admin::API_BASE,
                 meetings::page::PAGE_BASE,
-                cfg.meetings.admin_access(),
+                self.meetings_access.clone(),
             ) {
                 router = router.merge(api);
                 if cfg.meetings.page {

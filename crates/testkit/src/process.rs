@@ -411,6 +411,11 @@ impl ServerProcess {
         log_lines(&self.log, last)
     }
 
+    /// Every line the server printed so far (stderr lines marked `[stderr] `).
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().lines.clone()
+    }
+
     /// Waits up to `timeout` for the server to print a line (on stdout or stderr) containing
     /// `needle`, and returns that line; `None` if it exited or the time ran out first.
     /// Lines printed before the call count too.

@@ -12,6 +12,7 @@ pub mod idle;
 pub mod meeting;
 pub mod pairs;
 pub mod rtc;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchboard_core::OutboxLimits;
+use switchboard_edge::client_ip::TrustedProxies;
 use switchboard_services::meetings::MeetingsConfig;
 use switchboard_services::meetings::admin::AdminAccess;
 
@@ -157,11 +158,13 @@ impl MeetingsSection {
         }
     }
 
-    /// Who may use the setup API.
-    pub fn admin_access(&self) -> AdminAccess {
+    /// Who may use the setup API, with the client address resolved through `proxies`
+    /// (`server.trusted_proxies`).
+    pub fn admin_access(&self, proxies: TrustedProxies) -> AdminAccess {
         AdminAccess {
             token: (!self.admin_token.is_empty()).then(|| self.admin_token.clone()),
             from_loopback: self.admin_from_loopback,
+            trusted_proxies: proxies,
         }
     }
 }

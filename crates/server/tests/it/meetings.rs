@@ -785,3 +785,27 @@ async fn the_console_counts_running_meetings_and_connected_members() {
         "the card names the endpoint"
     );
 }
+
+/// A proxy on this host that is not in `server.trusted_proxies` connects from loopback but
+/// forwards remote clients: they must not get the loopback privilege.
+#[tokio::test]
+async fn the_setup_api_refuses_loopback_forwarding_a_remote_client() {
+    let post = |addr, headers: Vec<(&'static str, &'static str)>| async move {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend(headers);
+        let body = json!({"name": "X"}).to_string();
+        http::request(addr, "POST", "/meeting/api/meetings", &all, body.as_bytes())
+            .await
+            .status
+    };
+    let f = native(|_| {}).await;
+    assert_eq!(post(f.h.addr, vec![]).await, 201);
+    let remote = vec![("X-Forwarded-For", "192.0.2.7")];
+    assert_eq!(post(f.h.addr, remote.clone()).await, 403);
+    f.h.shutdown().await;
+    // Named as a proxy, loopback's forwarded client decides; without one, nobody is local.
+    let f = native(|c| c.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    assert_eq!(post(f.h.addr, remote).await, 403);
+    assert_eq!(post(f.h.addr, vec![]).await, 403, "no forwarded client");
+    f.h.shutdown().await;
+}

@@ -308,8 +308,11 @@ async fn difference_kick_needs_loopback_or_the_admin_token() {
     );
     h.shutdown().await;
 
-    // Loopback may kick without a token unless that is turned off.
+    // Loopback may kick without a token unless that is turned off, and unless it forwards
+    // someone: a proxy on this host that nobody named in server.trusted_proxies.
     let h = start(rtc_config(|_| {})).await;
+    let forwarded = http::request(h.addr, "GET", "/rtc/v1/kick-active-users", &remote, b"").await;
+    assert_eq!(forwarded.status, 403);
     assert_eq!(
         http::get(h.addr, "/rtc/v1/kick-active-users").await.status,
         200

@@ -23,8 +23,10 @@ use base64::Engine;
 use http::{HeaderValue, header};
 use metrics::counter;
 use serde::Deserialize;
+use switchboard_core::secret::same_secret;
 use switchboard_core::store::StoreError;
 use switchboard_core::store::meetings::{MeetingAdmin, MeetingId};
+use switchboard_edge::client_ip::TrustedProxies;
 use switchboard_edge::{PeerAddr, text_response};
 
 use super::{Meetings, SERVICE};
@@ -37,8 +39,11 @@ pub const API_BASE: &str = "/meeting/api";
 pub struct AdminAccess {
     /// A token accepted from anywhere as `Authorization: Bearer <token>`.
     pub token: Option<String>,
-    /// Whether loopback (and unix socket) peers need no token.
+    /// Whether loopback (and unix socket) clients need no token.
     pub from_loopback: bool,
+    /// Whose `X-Forwarded-For` names the client (`server.trusted_proxies`); see
+    /// [`TrustedProxies::is_local`] for what counts as loopback.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug)]
@@ -78,20 +83,16 @@ pub fn router(
     )
 }
 
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn guard(
     State(api): State<Arc<Api>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let local = match req.extensions().get::<PeerAddr>().map(|p| p.0) {
-        Some(Some(addr)) => addr.ip().is_loopback(),
-        Some(None) => true,
-        None => false,
-    };
+    let local = req.extensions().get::<PeerAddr>().is_some_and(|p| {
+        api.access
+            .trusted_proxies
+            .is_local(p.0.map(|a| a.ip()), req.headers())
+    });
     let token_ok = api.access.token.as_deref().is_some_and(|t| {
         req.headers()
             .get(header::AUTHORIZATION)

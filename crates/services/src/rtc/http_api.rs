@@ -9,8 +9,9 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use switchboard_core::Disconnect;
+use switchboard_core::secret::same_secret;
 use switchboard_core::store::{Registered, StoreError};
-use switchboard_edge::text_response;
+use switchboard_edge::{PeerAddr, text_response};
 
 use super::codes::{self, reason};
 use super::identity::{CookieError, NameError, check_name};
@@ -77,11 +78,6 @@ fn status_reply(code: StatusCode, status: &str, message: &str) -> Response {
 fn invalid(code: StatusCode, why: &'static str, message: &str) -> Response {
     codes::reject(why);
     status_reply(code, "INVALID", message)
-}
-
-/// Constant-time equality (the length may leak; the content does not).
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Rtc {
@@ -209,7 +205,12 @@ impl Rtc {
                 return true;
             }
         }
-        self.cfg.kick_from_loopback && self.client_ip(req).is_some_and(|ip| ip.is_loopback())
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .map(|p| p.0.map(|a| a.ip()));
+        self.cfg.kick_from_loopback
+            && peer.is_some_and(|peer| self.cfg.trusted_proxies.is_local(peer, req.headers()))
     }
 
     /// `GET /v1/kick-active-users`: closes every online user's socket (4001).
@@ -225,17 +226,5 @@ impl Rtc {
         let here = p.local.map(|f| f.delivered);
         tracing::info!(kicked_here = ?here, bus = ?p.bus, "rtc: kicked every active user");
         text_response(StatusCode::OK, "OK")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_by_content() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"abcd"));
     }
 }

@@ -8,7 +8,9 @@
 //! secret; a cookie without a valid signature is then refused like an unknown
 //! user. Names are restricted to RFC 6265 cookie-octets (printable ASCII other
 //! than space, `"`, `,`, `;` and `\`), so a name never needs escaping in a
-//! header and never splits one.
+//! header and never splits one. Logs show a name only as its [`log_tag`].
+
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -215,6 +217,20 @@ pub fn find_cookie(headers: &HeaderMap) -> Option<&[u8]> {
     })
 }
 
+/// What a log line may show of a user name: 8 hex digits of an HMAC of the name under a key
+/// drawn at start. The lines of one user can be told apart within one run of the process,
+/// and neither the name nor a guess at it can be checked against them (the key never
+/// leaves memory). Names are what an attacker would need to reach a user, so logs never
+/// carry them.
+pub fn log_tag(name: &str) -> String {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(name.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    tag[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +333,15 @@ mod tests {
             CookieSigner::new(b"short").unwrap_err(),
             SecretError::TooShort
         );
+    }
+
+    #[test]
+    fn a_log_tag_is_short_stable_and_not_the_name() {
+        let tag = log_tag("alice");
+        assert_eq!(tag.len(), 8);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(log_tag("alice"), tag);
+        assert_ne!(log_tag("alice2"), tag);
+        assert!(!tag.contains("alice"));
     }
 }

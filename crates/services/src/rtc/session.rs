@@ -28,6 +28,7 @@ use switchboard_edge::text_response;
 use switchboard_edge::upgrade::{self, HandshakeError};
 
 use super::codes::{self, reason};
+use super::identity::log_tag;
 use super::{KICK_TOPIC, NAMESPACE, Rtc, SERVICE, http_error, topic, wire};
 
 /// The original's answer to anything at `/v1/connect` that is not a usable upgrade.
@@ -108,7 +109,7 @@ impl Rtc {
                 return upgrade::accept(req, self.socket.clone(), rx, Refused);
             }
         }
-        tracing::debug!(%conn, "rtc: user online");
+        tracing::debug!(%conn, user = %log_tag(&name), "rtc: user online");
         let session = Session {
             svc: self.clone(),
             name,
@@ -202,7 +203,7 @@ impl Handler for Session {
         if *why == Disconnect::TooBig {
             codes::reject(reason::TOO_BIG);
         }
-        tracing::debug!(conn = %self.conn, reason = why.label(), "rtc: user offline");
+        tracing::debug!(conn = %self.conn, user = %log_tag(&self.name), reason = why.label(), "rtc: user offline");
         // Dropping self releases the claim, the subscription and the registration.
     }
 }
