@@ -24,12 +24,12 @@ use switchboard_core::store::MeetingStore;
 use switchboard_core::store::meetings::{
     KeyId, MeetingId, MeetingState, MemberKey, NewLine, PollEnd,
 };
-use switchboard_core::{ConnId, Frame, OutboxSender, PushError};
+use switchboard_core::{ConnId, Frame, OutboxSender, PushError, Relay};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::handle::{Cmd, Join, MeetingHandle, MeetingStatus, MemberStatus};
+use super::handle::{Cmd, Join, MeetingHandle, MeetingStatus, MemberStatus, Sink};
 use super::poll::Poll;
 use super::wire::{self, LineMsg, SYSTEM_COLOR, UserMsg};
 use super::{disconnect_for, texts};
@@ -61,7 +61,7 @@ struct Member {
 #[derive(Debug)]
 struct Connected {
     conn: ConnId,
-    outbox: OutboxSender,
+    sink: Sink,
     remote: String,
 }
 
@@ -125,6 +125,8 @@ pub(crate) struct Actor {
     poll_minute: Duration,
     state: MeetingState,
     store: Arc<dyn MeetingStore>,
+    /// Reaches members connected to other nodes.
+    relay: Relay,
     members: BTreeMap<KeyId, Member>,
     colors: Colors,
     poll: Option<Poll>,
@@ -147,6 +149,7 @@ pub(crate) fn spawn(
     id: MeetingId,
     state: MeetingState,
     store: Arc<dyn MeetingStore>,
+    relay: Relay,
     cfg: ActorConfig,
     shutdown: CancellationToken,
     on_stop: impl FnOnce() + Send + 'static,
@@ -157,6 +160,7 @@ pub(crate) fn spawn(
         poll_minute: cfg.poll_minute,
         state,
         store,
+        relay,
         members: BTreeMap::new(),
         colors: Colors::default(),
         poll: None,
@@ -398,7 +402,7 @@ impl Actor {
                 Out::Split { admins, others } => {
                     for m in self.members.values() {
                         if let Some(c) = &m.conn {
-                            push(c, if m.info.admin { &admins } else { &others });
+                            self.push(c, if m.info.admin { &admins } else { &others });
                         }
                     }
                 }
@@ -413,14 +417,14 @@ impl Actor {
                 continue;
             }
             if let Some(c) = &m.conn {
-                push(c, frame);
+                self.push(c, frame);
             }
         }
     }
 
     fn send_to(&self, key: KeyId, frame: &Frame) {
         if let Some(c) = self.members.get(&key).and_then(|m| m.conn.as_ref()) {
-            push(c, frame);
+            self.push(c, frame);
         }
     }
 
@@ -440,7 +444,7 @@ impl Actor {
         if let Some(reason) = refusal {
             tracing::info!(meeting = self.id, key_id = key, "join refused: {reason}");
             counter!("switchboard_meetings_refused_total", "reason" => "state").increment(1);
-            refuse(&j.outbox, reason);
+            self.end(&j.sink, reason);
             return;
         }
         let rejoined = known.is_some() || j.member.allow_rejoin;
@@ -449,7 +453,7 @@ impl Actor {
             None => self.colors.of(key),
         };
         if let Some(old) = self.members.get_mut(&key).and_then(|m| m.conn.take()) {
-            refuse(&old.outbox, texts::REPLACED);
+            self.end(&old.sink, texts::REPLACED);
         }
         if !j.member.allow_rejoin
             && let Err(e) = self.store.set_allow_rejoin(self.id, key, true).await
@@ -462,7 +466,7 @@ impl Actor {
             allow_rejoin: true,
             conn: Some(Connected {
                 conn: j.conn,
-                outbox: j.outbox,
+                sink: j.sink,
                 remote: j.remote,
             }),
         };
@@ -791,7 +795,7 @@ impl Actor {
         }
         let was_connected = match t.conn.take() {
             Some(c) => {
-                refuse(&c.outbox, texts::KICKED);
+                self.end(&c.sink, texts::KICKED);
                 true
             }
             None => false,
@@ -835,16 +839,49 @@ impl Actor {
         );
         self.state = stored;
         if stored == MeetingState::Closed {
-            for m in self.members.values_mut() {
-                if let Some(c) = m.conn.take() {
-                    refuse(&c.outbox, texts::CLOSED);
-                }
+            let ended: Vec<Connected> = self
+                .members
+                .values_mut()
+                .filter_map(|m| m.conn.take())
+                .collect();
+            for c in ended {
+                self.end(&c.sink, texts::CLOSED);
             }
             return Flow::Stop;
         }
         let status = self.status_frame();
         self.send_all(&status, None);
         Flow::Continue
+    }
+
+    /// Queues `frame` for a connection: into its outbox on this node (an
+    /// overflow ends it as a slow consumer), else on its topic through the bus.
+    fn push(&self, c: &Connected, frame: &Frame) {
+        match &c.sink {
+            Sink::Local(outbox) => {
+                if let Err(PushError::Overflow) = outbox.push(frame.clone()) {
+                    counter!("switchboard_meetings_slow_consumers_total").increment(1);
+                }
+            }
+            Sink::Remote(topic) => {
+                if self.relay.publish(topic, frame.clone(), None).bus.is_err() {
+                    counter!("switchboard_meetings_remote_undelivered_total").increment(1);
+                }
+            }
+        }
+    }
+
+    /// Sends a `disconnect` line to a connection and ends it (without a Close
+    /// frame), wherever it is.
+    fn end(&self, sink: &Sink, reason: &'static str) {
+        match sink {
+            Sink::Local(outbox) => refuse(outbox, reason),
+            Sink::Remote(topic) => {
+                // One publisher, FIFO: the line arrives before the close.
+                let _ = self.relay.publish(topic, wire::disconnect(reason), None);
+                let _ = self.relay.close_topic(topic, disconnect_for(reason), None);
+            }
+        }
     }
 
     fn status(&self) -> MeetingStatus {
@@ -881,13 +918,6 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Queues `frame` for a connection; an overflow ends it as a slow consumer.
-fn push(c: &Connected, frame: &Frame) {
-    if let Err(PushError::Overflow) = c.outbox.push(frame.clone()) {
-        counter!("switchboard_meetings_slow_consumers_total").increment(1);
     }
 }
 
@@ -934,6 +964,7 @@ mod tests {
             id,
             MeetingState::Pending,
             store,
+            Relay::new(switchboard_bus::LocalBus::single(Default::default()), 4),
             cfg,
             shutdown.clone(),
             || {},
@@ -945,7 +976,7 @@ mod tests {
             .send(Cmd::Join(Box::new(Join {
                 member: info,
                 conn,
-                outbox: tx,
+                sink: Sink::Local(tx),
                 first: 0,
                 remote: "test".into(),
             })))

@@ -41,7 +41,7 @@ use switchboard_edge::{PeerAddr, text_response, upgrade};
 pub use handle::{MeetingHandle, MeetingStatus, MemberStatus, SendError};
 
 use actor::ActorConfig;
-use handle::{Cmd, Join};
+use handle::{Cmd, Join, Sink};
 use session::Session;
 
 /// The service name, in metrics and the connection registry.
@@ -215,6 +215,7 @@ impl Meetings {
             id,
             state,
             self.store.clone(),
+            self.relay.clone(),
             ActorConfig {
                 queue: self.cfg.queue,
                 batch: self.cfg.batch,
@@ -306,7 +307,7 @@ impl Meetings {
         let join = Join {
             member: member.clone(),
             conn,
-            outbox: tx.clone(),
+            sink: Sink::Local(tx.clone()),
             first,
             remote,
         };
