@@ -20,6 +20,7 @@ mod deploy;
 mod meetings;
 mod meetings_bench;
 mod meetings_browser;
+mod meetings_cluster;
 mod meetings_persona;
 mod meetings_pgeu;
 mod metrics_doc;

@@ -20,17 +20,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{counter, histogram};
+use switchboard_core::registry::Registration;
 use switchboard_core::store::MeetingStore;
 use switchboard_core::store::meetings::{
     KeyId, MeetingId, MeetingState, MemberKey, NewLine, PollEnd,
 };
-use switchboard_core::{ConnId, Frame, OutboxSender, PushError, Relay};
-use tokio::sync::mpsc;
+use switchboard_core::{
+    ClaimGuard, ConnId, Frame, NodeId, OutboxSender, Presence, PushError, Relay, Subscription,
+};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::handle::{Cmd, Join, MeetingHandle, MeetingStatus, MemberStatus, Sink};
 use super::poll::Poll;
+use super::remote::{self, owner_gone};
 use super::wire::{self, LineMsg, SYSTEM_COLOR, UserMsg};
 use super::{disconnect_for, texts};
 
@@ -45,6 +49,26 @@ pub(crate) struct ActorConfig {
     pub(crate) state_poll: Duration,
     /// How long a poll's "minute" is.
     pub(crate) poll_minute: Duration,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// What an actor that owns its meeting cluster-wide holds (see [`remote`]).
+pub(crate) struct Owned {
+    /// Where the claim is checked.
+    pub(crate) presence: Presence,
+    /// The owner's endpoint: the claim's holder, subscribed to the owner topic.
+    pub(crate) endpoint: ConnId,
+    /// The endpoint's outbox, closed when the actor stops (ending its forwarder).
+    pub(crate) inbox: OutboxSender,
+    /// Nodes declared dead (their members are gone).
+    pub(crate) departures: broadcast::Receiver<NodeId>,
+    /// Cancelled when nobody can reach this owner any more.
+    pub(crate) lost: CancellationToken,
+    /// Released when the actor stops.
+    pub(crate) _claim: ClaimGuard,
+    pub(crate) _subscription: Subscription,
+    pub(crate) _registration: Registration,
 }
 
 /// A member this meeting has seen.
@@ -131,6 +155,9 @@ pub(crate) struct Actor {
     colors: Colors,
     poll: Option<Poll>,
     out: Vec<Out>,
+    /// Members on other nodes whose frames the bus refused: they have missed
+    /// something, so they are dropped (and their pages reconnect and replay).
+    unreachable: std::sync::Mutex<Vec<(KeyId, ConnId)>>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -144,14 +171,15 @@ impl std::fmt::Debug for Actor {
 }
 
 /// Starts the actor of meeting `id`, known to be in `state`; `on_stop` runs
-/// when it stops (the meeting closed, or the server shuts down).
+/// when it stops (the meeting closed, the server shuts down, or the meeting's
+/// claim was lost). `owned`: the cluster-wide claim it runs under.
 pub(crate) fn spawn(
     id: MeetingId,
     state: MeetingState,
     store: Arc<dyn MeetingStore>,
     relay: Relay,
+    owned: Option<Owned>,
     cfg: ActorConfig,
-    shutdown: CancellationToken,
     on_stop: impl FnOnce() + Send + 'static,
 ) -> MeetingHandle {
     let (tx, rx) = mpsc::channel(cfg.queue);
@@ -165,9 +193,10 @@ pub(crate) fn spawn(
         colors: Colors::default(),
         poll: None,
         out: Vec::new(),
+        unreachable: Default::default(),
     };
     tokio::spawn(async move {
-        actor.run(rx, cfg, shutdown).await;
+        actor.run(rx, owned, cfg).await;
         on_stop();
     });
     MeetingHandle { id, tx }
@@ -183,8 +212,8 @@ impl Actor {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Cmd>,
+        mut owned: Option<Owned>,
         cfg: ActorConfig,
-        shutdown: CancellationToken,
     ) {
         tracing::info!(
             meeting = self.id,
@@ -199,13 +228,21 @@ impl Actor {
         let mut refresh = tokio::time::interval_at(Instant::now() + cfg.state_poll, cfg.state_poll);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut cmds = Vec::with_capacity(cfg.batch);
+        let shutdown = cfg.shutdown.clone();
         let stopped = shutdown.cancelled();
         tokio::pin!(stopped);
+        let lost = owned.as_ref().map(|o| o.lost.clone()).unwrap_or_default();
+        let mut departures = owned.as_ref().map(|o| o.departures.resubscribe());
         loop {
             let deadline = self.poll.as_ref().map(|p| (p.id, p.deadline));
             let flow = tokio::select! {
                 biased;
                 () = &mut stopped => Flow::Stop,
+                () = lost.cancelled() => {
+                    self.give_up("its owner endpoint was closed");
+                    Flow::Stop
+                }
+                node = next_departure(&mut departures) => self.node_died(node).await,
                 n = rx.recv_many(&mut cmds, cfg.batch) => {
                     if n == 0 {
                         Flow::Stop
@@ -219,13 +256,91 @@ impl Actor {
                     }
                     Flow::Continue
                 }
-                _ = refresh.tick() => self.refresh_state().await,
+                _ = refresh.tick() => {
+                    match self.refresh_state().await {
+                        Flow::Continue if !self.still_owner(owned.as_mut()).await => {
+                            self.give_up("another node holds its claim");
+                            Flow::Stop
+                        }
+                        flow => flow,
+                    }
+                }
+            };
+            let pending = !self
+                .unreachable
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            let flow = if flow == Flow::Continue && pending {
+                self.drop_unreachable().await
+            } else {
+                flow
             };
             if flow == Flow::Stop {
                 break;
             }
         }
+        if let Some(o) = owned {
+            o.inbox.close(owner_gone());
+        }
         tracing::info!(meeting = self.id, "meeting stopped");
+    }
+
+    /// Whether this actor still holds its meeting's claim (always, on its own).
+    /// A node cut off from the others for longer than their liveness timeout
+    /// finds its claim taken over and stops, so one writer is left.
+    async fn still_owner(&self, owned: Option<&mut Owned>) -> bool {
+        let Some(o) = owned else { return true };
+        match o.presence.holder(remote::SPACE, &self.id.to_string()).await {
+            Ok(Some(h)) => h.conn == o.endpoint,
+            Ok(None) => false,
+            // Cannot tell now; the next tick asks again.
+            Err(_) => true,
+        }
+    }
+
+    /// Drops every member without a `disconnect` line (so each page reconnects
+    /// and finds the meeting's owner again) before the actor stops.
+    fn give_up(&mut self, why: &str) {
+        tracing::warn!(meeting = self.id, "giving the meeting up: {why}");
+        let ended: Vec<Connected> = self
+            .members
+            .values_mut()
+            .filter_map(|m| m.conn.take())
+            .collect();
+        for c in ended {
+            self.drop_quietly(&c.sink);
+        }
+    }
+
+    /// Ends a connection without a `disconnect` line: its page reconnects.
+    fn drop_quietly(&self, sink: &Sink) {
+        match sink {
+            Sink::Local(outbox) => outbox.close(owner_gone()),
+            Sink::Remote(topic) => {
+                let _ = self.relay.close_topic(topic, owner_gone(), None);
+            }
+        }
+    }
+
+    /// Members connected through `node`, which died, have left.
+    async fn node_died(&mut self, node: NodeId) -> Flow {
+        let gone: Vec<(KeyId, ConnId)> = self
+            .members
+            .iter()
+            .filter_map(|(k, m)| m.conn.as_ref().map(|c| (*k, c.conn)))
+            .filter(|(_, c)| c.node() == node)
+            .collect();
+        if !gone.is_empty() {
+            tracing::info!(meeting = self.id, node = %node, members = gone.len(), "members' node died");
+        }
+        for (key, conn) in gone {
+            if self.leave(key, conn).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            self.flush().await;
+        }
+        Flow::Continue
     }
 
     async fn handle_batch(&mut self, cmds: &mut Vec<Cmd>) -> Flow {
@@ -241,6 +356,8 @@ impl Actor {
                 if self.is_current(key_id, conn) {
                     self.chat(key_id, text);
                     chats += 1;
+                } else {
+                    self.stale(conn);
                 }
                 continue;
             }
@@ -269,11 +386,53 @@ impl Actor {
             } => {
                 if self.is_current(key_id, conn) {
                     self.command(key_id, command).await;
+                } else {
+                    self.stale(conn);
                 }
             }
             Cmd::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+        }
+        Flow::Continue
+    }
+
+    /// A command from a connection that is not (or no longer) a member's
+    /// current one. On this node its session has been ended already; on
+    /// another node it may not have heard (its node was thought dead, or a
+    /// frame was lost on the bus): end it there, so its page reconnects.
+    fn stale(&self, conn: ConnId) {
+        if conn.node() != self.relay.node() {
+            let _ = self
+                .relay
+                .close_topic(&remote::connection_topic(conn), owner_gone(), None);
+        }
+    }
+
+    fn key_of(&self, conn: ConnId) -> Option<KeyId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.conn.as_ref().is_some_and(|c| c.conn == conn))
+            .map(|(k, _)| *k)
+    }
+
+    /// Drops the members the bus could not reach (see `unreachable`).
+    async fn drop_unreachable(&mut self) -> Flow {
+        let gone = std::mem::take(
+            self.unreachable
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (key, conn) in gone {
+            if let Some(c) = self.members.get(&key).and_then(|m| m.conn.as_ref())
+                && c.conn == conn
+            {
+                self.drop_quietly(&c.sink);
+            }
+            if self.leave(key, conn).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            self.flush().await;
         }
         Flow::Continue
     }
@@ -866,6 +1025,12 @@ impl Actor {
             Sink::Remote(topic) => {
                 if self.relay.publish(topic, frame.clone(), None).bus.is_err() {
                     counter!("switchboard_meetings_remote_undelivered_total").increment(1);
+                    if let Some(key) = self.key_of(c.conn) {
+                        self.unreachable
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((key, c.conn));
+                    }
                 }
             }
         }
@@ -909,6 +1074,20 @@ impl Actor {
             state: self.state.name(),
             members,
             disconnectedmembers: (!gone.is_empty()).then_some(gone),
+        }
+    }
+}
+
+/// The next node declared dead, or never (alone, or the channel closed).
+async fn next_departure(rx: &mut Option<broadcast::Receiver<NodeId>>) -> NodeId {
+    loop {
+        let Some(r) = rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match r.recv().await {
+            Ok(node) => return node,
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => *rx = None,
         }
     }
 }
@@ -959,14 +1138,15 @@ mod tests {
             batch: 16,
             state_poll: Duration::from_secs(3600),
             poll_minute,
+            shutdown: shutdown.clone(),
         };
         let handle = spawn(
             id,
             MeetingState::Pending,
             store,
             Relay::new(switchboard_bus::LocalBus::single(Default::default()), 4),
+            None,
             cfg,
-            shutdown.clone(),
             || {},
         );
         let (tx, rx) = Outbox::bounded(OutboxLimits::default());

@@ -37,7 +37,6 @@ pub(crate) enum Sink {
     Local(OutboxSender),
     /// A connection on another node: published on the topic only that
     /// connection subscribes to; a close on the topic ends it there.
-    #[expect(dead_code, reason = "the cluster path that builds it is the next step")]
     Remote(Arc<str>),
 }
 
