@@ -404,12 +404,22 @@ async fn when_the_owner_node_dies_another_takes_the_meeting_and_its_poll_over() 
     // A poll that outlives its owner, with a vote from Bob.
     cc.send(json!({"type": "newpoll", "question": "Budget?", "answers": ["Yes", "No", "Abstain"], "minutes": 30}))
         .await;
+    // (Commands from different nodes race to the owner: Bob votes once he sees the poll.)
+    for l in lines_until(&mut b, "Member Carol Chair joined the meeting").await {
+        bob_ids.insert(l.0);
+    }
+    b.next_of("poll", |v| !v["data"].is_null()).await;
     b.send(json!({"type": "vote", "question": "Budget?", "vote": 2}))
         .await;
     for i in 0..5 {
         b.say(&format!("before {i}")).await;
     }
-    for l in lines_until(&mut b, "before 4").await {
+    let before = lines_until(&mut b, "before 4").await;
+    assert!(
+        before.iter().any(|(_, t)| t == "Bob voted Abstain"),
+        "{before:?}"
+    );
+    for l in before {
         bob_ids.insert(l.0);
     }
     carol_high = carol_high.max(lines_until(&mut cc, "before 4").await.last().unwrap().0);
@@ -485,4 +495,35 @@ async fn when_the_owner_node_dies_another_takes_the_meeting_and_its_poll_over() 
         .filter(|(_, t)| t.contains("poll has completed") || t == "Poll has completed")
         .count();
     assert_eq!(completed, 1, "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
+    let Some(mut c) = TestCluster::start(ClusterSpec { nodes: 2, ..spec() }).await else {
+        return;
+    };
+    let (id, alice, _bob, _carol) = meeting(c.addr(0)).await;
+    c.nats.stop();
+    let upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let before = c
+        .metric(1, "switchboard_http_errors_total", r#"reason="owner""#)
+        .await;
+    // Nobody can say which node owns the meeting: refused before the upgrade
+    // (the page sees 1006 and tries again), never run on a node of its own.
+    let r = http::request(c.addr(1), "GET", &path(id, &alice, 0), &upgrade, b"").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let after = c
+        .metric(1, "switchboard_http_errors_total", r#"reason="owner""#)
+        .await;
+    assert_eq!(after, before + 1.0);
+    // Once NATS is back the member gets in.
+    c.nats.restart();
+    c.wait_ready().await;
+    let mut a = reconnect(c.addr(1), &path(id, &alice, 0)).await;
+    a.joined(alice.name).await;
 }

@@ -237,7 +237,12 @@ impl Actor {
             let deadline = self.poll.as_ref().map(|p| (p.id, p.deadline));
             let flow = tokio::select! {
                 biased;
-                () = &mut stopped => Flow::Stop,
+                () = &mut stopped => {
+                    // This node's sockets end by themselves; members on other
+                    // nodes are dropped now, to find the meeting's next owner.
+                    self.drop_remote_members();
+                    Flow::Stop
+                }
                 () = lost.cancelled() => {
                     self.give_up("its owner endpoint was closed");
                     Flow::Stop
@@ -309,6 +314,18 @@ impl Actor {
             .filter_map(|m| m.conn.take())
             .collect();
         for c in ended {
+            self.drop_quietly(&c.sink);
+        }
+    }
+
+    fn drop_remote_members(&mut self) {
+        let remote: Vec<Connected> = self
+            .members
+            .values_mut()
+            .filter(|m| matches!(m.conn.as_ref().map(|c| &c.sink), Some(Sink::Remote(_))))
+            .filter_map(|m| m.conn.take())
+            .collect();
+        for c in remote {
             self.drop_quietly(&c.sink);
         }
     }
