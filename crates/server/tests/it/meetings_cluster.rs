@@ -527,3 +527,28 @@ async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
     let mut a = reconnect(c.addr(1), &path(id, &alice, 0)).await;
     a.joined(alice.name).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_shutting_down_hands_its_members_on() {
+    let Some(c) = TestCluster::start(ClusterSpec { nodes: 2, ..spec() }).await else {
+        return;
+    };
+    let (id, alice, bob, _carol) = meeting(c.addr(0)).await;
+    let mut a = Meet::connect(c.addr(1), &path(id, &alice, 0)).await;
+    a.joined(alice.name).await;
+    let mut b = Meet::connect(c.addr(0), &path(id, &bob, 0)).await;
+    let jb = b.joined(bob.name).await;
+    let high = jb.line["id"].as_i64().unwrap();
+    // SIGTERM on the owner's node: its own member and the member on node 0 are
+    // dropped without a `disconnect` line (both pages reconnect)...
+    c.node(1).signal("TERM");
+    assert_eq!(a.dropped().await, None);
+    assert!(ids_until_dropped(&mut b).await.is_empty());
+    // ...and node 0 takes the meeting over for both.
+    let mut b = reconnect(c.addr(0), &path(id, &bob, high)).await;
+    let jb = b.joined(bob.name).await;
+    assert_eq!(jb.line["message"], "Member Bob re-joined the meeting");
+    let mut a = reconnect(c.addr(0), &path(id, &alice, high)).await;
+    a.joined(alice.name).await;
+    b.line("Member Alice Admin re-joined the meeting").await;
+}
