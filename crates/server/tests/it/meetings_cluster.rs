@@ -552,3 +552,24 @@ async fn an_owner_shutting_down_hands_its_members_on() {
     a.joined(alice.name).await;
     b.line("Member Alice Admin re-joined the meeting").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_a_node_that_dies_leave_the_meeting() {
+    let Some(mut c) = TestCluster::start(ClusterSpec { nodes: 2, ..spec() }).await else {
+        return;
+    };
+    let (id, alice, bob, _carol) = meeting(c.addr(0)).await;
+    let mut a = Meet::connect(c.addr(0), &path(id, &alice, 0)).await;
+    a.joined(alice.name).await;
+    let mut b = Meet::connect(c.addr(1), &path(id, &bob, 0)).await;
+    b.joined(bob.name).await;
+    a.line("Member Bob joined the meeting").await;
+    c.kill(1);
+    // Once node 1 is declared dead, the owner lets its member go: once.
+    let r = a.next_of("removeuser", |_| true).await;
+    assert_eq!(r["data"]["id"], bob.key_id);
+    a.line("Member Bob left the meeting").await;
+    // The meeting goes on without it.
+    a.send(json!({"type": "open"})).await;
+    assert_eq!(a.next_of("status", |_| true).await["data"]["isopen"], true);
+}

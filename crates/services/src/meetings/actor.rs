@@ -352,6 +352,11 @@ impl Actor {
             tracing::info!(meeting = self.id, node = %node, members = gone.len(), "members' node died");
         }
         for (key, conn) in gone {
+            // In case the node is alive after all (declared dead in a NATS
+            // outage): its connection must not linger unheard.
+            let _ = self
+                .relay
+                .close_topic(&remote::connection_topic(conn), owner_gone(), None);
             if self.leave(key, conn).await == Flow::Stop {
                 return Flow::Stop;
             }
