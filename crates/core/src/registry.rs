@@ -24,6 +24,8 @@ struct Inner {
 struct Entry {
     service: &'static str,
     outbox: OutboxSender,
+    /// A socket (counted in the gauges), or a service's internal endpoint.
+    counted: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,15 +47,47 @@ impl Registry {
         service: &'static str,
         outbox: OutboxSender,
     ) -> Registration {
-        lock(&self.inner.conns).insert(conn, Entry { service, outbox });
-        self.inner.total.fetch_add(1, Ordering::Relaxed);
+        self.insert(conn, service, outbox, true)
+    }
+
+    /// Registers an endpoint of `service` that is not a socket (a meeting
+    /// owner's command inbox, say) until the guard drops: it can hold
+    /// [`Presence`](crate::Presence) claims and is closed by
+    /// [`close_all`](Self::close_all), but is not counted as a connection.
+    pub fn register_internal(
+        &self,
+        conn: ConnId,
+        service: &'static str,
+        outbox: OutboxSender,
+    ) -> Registration {
+        self.insert(conn, service, outbox, false)
+    }
+
+    fn insert(
+        &self,
+        conn: ConnId,
+        service: &'static str,
+        outbox: OutboxSender,
+        counted: bool,
+    ) -> Registration {
+        lock(&self.inner.conns).insert(
+            conn,
+            Entry {
+                service,
+                outbox,
+                counted,
+            },
+        );
+        if counted {
+            self.inner.total.fetch_add(1, Ordering::Relaxed);
+        }
         Registration {
             registry: self.clone(),
             conn,
         }
     }
 
-    /// Number of registered connections.
+    /// Number of registered connections (internal endpoints not included).
     pub fn len(&self) -> usize {
         self.inner.total.load(Ordering::Relaxed)
     }
@@ -66,7 +100,7 @@ impl Registry {
     /// Number of registered connections per service name.
     pub fn count_by_service(&self) -> HashMap<&'static str, usize> {
         let mut out = HashMap::new();
-        for e in lock(&self.inner.conns).values() {
+        for e in lock(&self.inner.conns).values().filter(|e| e.counted) {
             *out.entry(e.service).or_insert(0) += 1;
         }
         out
@@ -105,7 +139,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         if lock(&self.registry.inner.conns)
             .remove(&self.conn)
-            .is_some()
+            .is_some_and(|e| e.counted)
         {
             self.registry.inner.total.fetch_sub(1, Ordering::Relaxed);
         }
@@ -130,6 +164,22 @@ mod tests {
         assert!(!reg.is_open(id));
         drop(r);
         assert!(!reg.is_open(id));
+    }
+
+    #[test]
+    fn internal_endpoints_are_open_and_closable_but_not_counted() {
+        let reg = Registry::default();
+        let ids = ConnIds::new(NodeId(1));
+        let (tx, _rx) = Outbox::bounded(OutboxLimits::default());
+        let id = ids.next();
+        let r = reg.register_internal(id, "meetings", tx.clone());
+        assert!(reg.is_open(id));
+        assert_eq!(reg.len(), 0);
+        assert!(reg.count_by_service().is_empty());
+        assert_eq!(reg.close_all(None, &Disconnect::Shutdown), 1);
+        assert!(!reg.is_open(id));
+        drop(r);
+        assert_eq!(reg.len(), 0);
     }
 
     #[test]

@@ -198,18 +198,16 @@ impl App {
                     (archive, None)
                 }
             };
-            if config.cluster.enabled() {
-                tracing::warn!(
-                    "meetings: each meeting runs on the node its members reach; on several nodes \
-                     route a meeting's members to one node (meetings do not span nodes yet)"
-                );
-            }
             Some(Meetings::new(
                 config.meetings.service_config(),
                 archive,
                 admin,
-                relay.clone(),
-                registry.clone(),
+                meetings::Seams {
+                    relay: relay.clone(),
+                    registry: registry.clone(),
+                    presence: cluster.presence.clone(),
+                    membership: cluster.membership.clone(),
+                },
                 socket.clone(),
             ))
         };

@@ -16,7 +16,7 @@ use switchboard_core::{Membership, NodeId, Presence, Records, Registry, Relay, T
 use crate::config::Config;
 
 /// The record spaces services use: each a NATS KV bucket on a cluster.
-pub const SPACES: [Space; 2] = [
+pub const SPACES: [Space; 3] = [
     // rtc: who is online under a name (presence claims).
     Space {
         name: switchboard_services::rtc::NAMESPACE,
@@ -26,6 +26,11 @@ pub const SPACES: [Space; 2] = [
     Space {
         name: switchboard_services::pairing::SERVICE,
         max_age: Some(Duration::from_secs(24 * 3600)),
+    },
+    // meetings: which node owns (runs the actor of) each meeting.
+    Space {
+        name: switchboard_services::meetings::remote::SPACE,
+        max_age: None,
     },
 ];
 

@@ -6,7 +6,9 @@
 //! Setup: through the native setup API on the target (`POST
 //! /meeting/api/meetings`, `/members`, `/meetings/{id}/keys`; loopback or
 //! `--admin-token`), then every member opens `/ws/meeting/{id}/{key}/0` and
-//! waits until it has seen every member's join line.
+//! waits until it has seen every member's join line. With `--member-url`
+//! (repeated: the nodes of a cluster) members connect round-robin to those;
+//! the first member's node then owns the meeting.
 //!
 //! Measured: lines stored per second (every line is stored before anyone
 //! sees it, so a line that arrived is a stored line), deliveries per second
@@ -29,7 +31,7 @@ use tokio_websockets::{ClientBuilder, Limits, Message};
 
 use super::{Ctx, End};
 use crate::cli::secs;
-use crate::net::{Dialer, NetError, WsConn};
+use crate::net::{Dialer, NetError, Target, WsConn};
 use crate::payload::{self, HEADER_LEN, Stamp};
 use crate::progress::Progress;
 use crate::report::{Lines, Summary, fmt_count, fmt_latency, fmt_rate, fmt_tally};
@@ -56,6 +58,10 @@ pub struct MeetingArgs {
     /// Give up on a member when nothing arrives for this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub idle_timeout: f64,
+    /// Where members connect (repeat for the nodes of a cluster; members go
+    /// round-robin). Default: the target URL.
+    #[arg(long = "member-url")]
+    pub member_urls: Vec<String>,
 }
 
 /// Why the run could not be set up.
@@ -443,15 +449,25 @@ pub async fn run(ctx: &Ctx, args: &MeetingArgs) -> Result<MeetingSummary, Meetin
     }
     progress.set_phase("connect");
     let permits = Arc::new(Semaphore::new(ctx.common.connect_concurrency().max(1)));
+    let mut nodes: Vec<(Arc<Dialer>, String)> = Vec::new();
+    for url in &args.member_urls {
+        let t = Target::resolve(url).await?;
+        let d = Dialer::new(&t, ctx.common.sources, ctx.common.connect_timeout());
+        nodes.push((Arc::new(d), t.authority().to_owned()));
+    }
+    if nodes.is_empty() {
+        nodes.push((ctx.dialer.clone(), authority.clone()));
+    }
     let mut tasks = JoinSet::new();
     for (i, key) in keys.iter().enumerate() {
-        let uri: Uri = format!("ws://{authority}/ws/meeting/{meeting}/{key}/0")
+        let (dialer, node) = nodes[i % nodes.len()].clone();
+        let uri: Uri = format!("ws://{node}/ws/meeting/{meeting}/{key}/0")
             .parse()
             .map_err(|e: http::uri::InvalidUri| NetError::InvalidUrl {
-                url: authority.clone(),
+                url: node.clone(),
                 reason: e.to_string(),
             })?;
-        let (dialer, permits) = (ctx.dialer.clone(), permits.clone());
+        let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let dial = async {

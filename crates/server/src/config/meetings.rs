@@ -46,6 +46,8 @@ pub struct MeetingsSection {
     pub state_poll_secs: u64,
     /// Serve `/__meetingstatus` on the main listener (as the original does).
     pub status_endpoint: bool,
+    /// Milliseconds in a poll's "minute" (60000; shorter only for demos and tests).
+    pub poll_minute_ms: u64,
     /// Serve the meeting page at `/meeting/{id}/{key}` (native mode).
     pub page: bool,
     /// Token for the setup API (`Authorization: Bearer …`), at least 16 bytes; empty: none.
@@ -73,6 +75,7 @@ impl Default for MeetingsSection {
             batch: d.batch,
             state_poll_secs: d.state_poll.as_secs(),
             status_endpoint: false,
+            poll_minute_ms: u64::try_from(d.poll_minute.as_millis()).unwrap_or(60_000),
             page: true,
             admin_token: String::new(),
             admin_from_loopback: true,
@@ -112,6 +115,7 @@ impl MeetingsSection {
             ("meetings.outbox_bytes", m.outbox_bytes),
             ("meetings.queue", m.queue),
             ("meetings.batch", m.batch),
+            ("meetings.poll_minute_ms", usize::from(m.poll_minute_ms > 0)),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -154,7 +158,7 @@ impl MeetingsSection {
             batch: m.batch,
             state_poll: Duration::from_secs(m.state_poll_secs),
             status_endpoint: m.status_endpoint,
-            ..MeetingsConfig::default()
+            poll_minute: Duration::from_millis(m.poll_minute_ms),
         }
     }
 

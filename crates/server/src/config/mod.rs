@@ -494,7 +494,7 @@ impl Config {
                 return Err(invalid(
                     "store.url",
                     format!(
-                        "a cluster (cluster.nats_url is set) needs a store every node shares, but {url:?} is a file on this node: registered names would split between nodes. Use PostgreSQL, e.g. store.url = \"postgres://user@db-host/switchboard\" (SWITCHBOARD_STORE_URL)"
+                        "a cluster (cluster.nats_url is set) needs a store every node shares, but {url:?} is a file on this node: rtc names and meeting archives would split between nodes. Use PostgreSQL, e.g. store.url = \"postgres://user@db-host/switchboard\" (SWITCHBOARD_STORE_URL)"
                     ),
                 ));
             }
@@ -610,6 +610,18 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../switchboard.example.toml");
         let c = Config::load(Some(&path), Vec::new()).unwrap();
         assert_eq!(c.pubsub.prefix, "/pubsub");
+    }
+
+    #[test]
+    fn a_cluster_refuses_a_node_local_store_for_native_meetings() {
+        let base = "[rtc]\nenabled = false\n[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\n";
+        let e = load_str(base, &[]).unwrap_err().to_string();
+        assert!(e.contains("store.url") && e.contains("meeting"), "{e}");
+        let pg = format!("{base}[store]\nurl = \"postgres://u@db/sb\"\n");
+        load_str(&pg, &[]).expect("PostgreSQL is shared");
+        let pgeu =
+            format!("{base}[meetings]\nschema = \"pgeu\"\npgeu_url = \"postgres://u@db/pgeu\"\n");
+        load_str(&pgeu, &[]).expect("pgeu-system's database is shared and no store is opened");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod log_secrets;
 mod meetings;
 mod meetings_bench;
 mod meetings_browser;
+mod meetings_cluster;
 mod meetings_persona;
 mod meetings_pgeu;
 mod metrics_doc;

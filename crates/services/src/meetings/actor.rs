@@ -20,17 +20,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{counter, histogram};
+use switchboard_core::registry::Registration;
 use switchboard_core::store::MeetingStore;
 use switchboard_core::store::meetings::{
     KeyId, MeetingId, MeetingState, MemberKey, NewLine, PollEnd,
 };
-use switchboard_core::{ConnId, Frame, OutboxSender};
-use tokio::sync::mpsc;
+use switchboard_core::{
+    ClaimGuard, ConnId, Frame, NodeId, OutboxSender, Presence, Relay, Subscription,
+};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::handle::{Cmd, Join, MeetingHandle, MeetingStatus, MemberStatus};
+use super::handle::{Cmd, Join, MeetingHandle, MeetingStatus, MemberStatus, Sink};
 use super::poll::Poll;
+use super::remote::{self, owner_gone};
 use super::wire::{self, LineMsg, SYSTEM_COLOR, UserMsg};
 use super::{disconnect_for, texts};
 
@@ -45,6 +49,26 @@ pub(crate) struct ActorConfig {
     pub(crate) state_poll: Duration,
     /// How long a poll's "minute" is.
     pub(crate) poll_minute: Duration,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// What an actor that owns its meeting cluster-wide holds (see [`remote`]).
+pub(crate) struct Owned {
+    /// Where the claim is checked.
+    pub(crate) presence: Presence,
+    /// The owner's endpoint: the claim's holder, subscribed to the owner topic.
+    pub(crate) endpoint: ConnId,
+    /// The endpoint's outbox, closed when the actor stops (ending its forwarder).
+    pub(crate) inbox: OutboxSender,
+    /// Nodes declared dead (their members are gone).
+    pub(crate) departures: broadcast::Receiver<NodeId>,
+    /// Cancelled when nobody can reach this owner any more.
+    pub(crate) lost: CancellationToken,
+    /// Released when the actor stops.
+    pub(crate) _claim: ClaimGuard,
+    pub(crate) _subscription: Subscription,
+    pub(crate) _registration: Registration,
 }
 
 /// A member this meeting has seen.
@@ -61,7 +85,7 @@ struct Member {
 #[derive(Debug)]
 struct Connected {
     conn: ConnId,
-    outbox: OutboxSender,
+    sink: Sink,
     remote: String,
 }
 
@@ -125,10 +149,15 @@ pub(crate) struct Actor {
     poll_minute: Duration,
     state: MeetingState,
     store: Arc<dyn MeetingStore>,
+    /// Reaches members connected to other nodes.
+    relay: Relay,
     members: BTreeMap<KeyId, Member>,
     colors: Colors,
     poll: Option<Poll>,
     out: Vec<Out>,
+    /// Members on other nodes whose frames the bus refused: they have missed
+    /// something, so they are dropped (and their pages reconnect and replay).
+    unreachable: std::sync::Mutex<Vec<(KeyId, ConnId)>>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -142,13 +171,15 @@ impl std::fmt::Debug for Actor {
 }
 
 /// Starts the actor of meeting `id`, known to be in `state`; `on_stop` runs
-/// when it stops (the meeting closed, or the server shuts down).
+/// when it stops (the meeting closed, the server shuts down, or the meeting's
+/// claim was lost). `owned`: the cluster-wide claim it runs under.
 pub(crate) fn spawn(
     id: MeetingId,
     state: MeetingState,
     store: Arc<dyn MeetingStore>,
+    relay: Relay,
+    owned: Option<Owned>,
     cfg: ActorConfig,
-    shutdown: CancellationToken,
     on_stop: impl FnOnce() + Send + 'static,
 ) -> MeetingHandle {
     let (tx, rx) = mpsc::channel(cfg.queue);
@@ -157,13 +188,15 @@ pub(crate) fn spawn(
         poll_minute: cfg.poll_minute,
         state,
         store,
+        relay,
         members: BTreeMap::new(),
         colors: Colors::default(),
         poll: None,
         out: Vec::new(),
+        unreachable: Default::default(),
     };
     tokio::spawn(async move {
-        actor.run(rx, cfg, shutdown).await;
+        actor.run(rx, owned, cfg).await;
         on_stop();
     });
     MeetingHandle { id, tx }
@@ -179,8 +212,8 @@ impl Actor {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Cmd>,
+        mut owned: Option<Owned>,
         cfg: ActorConfig,
-        shutdown: CancellationToken,
     ) {
         tracing::info!(
             meeting = self.id,
@@ -195,13 +228,26 @@ impl Actor {
         let mut refresh = tokio::time::interval_at(Instant::now() + cfg.state_poll, cfg.state_poll);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut cmds = Vec::with_capacity(cfg.batch);
+        let shutdown = cfg.shutdown.clone();
         let stopped = shutdown.cancelled();
         tokio::pin!(stopped);
+        let lost = owned.as_ref().map(|o| o.lost.clone()).unwrap_or_default();
+        let mut departures = owned.as_ref().map(|o| o.departures.resubscribe());
         loop {
             let deadline = self.poll.as_ref().map(|p| (p.id, p.deadline));
             let flow = tokio::select! {
                 biased;
-                () = &mut stopped => Flow::Stop,
+                () = &mut stopped => {
+                    // This node's sockets end by themselves; members on other
+                    // nodes are dropped now, to find the meeting's next owner.
+                    self.drop_remote_members();
+                    Flow::Stop
+                }
+                () = lost.cancelled() => {
+                    self.give_up("its owner endpoint was closed");
+                    Flow::Stop
+                }
+                node = next_departure(&mut departures) => self.node_died(node).await,
                 n = rx.recv_many(&mut cmds, cfg.batch) => {
                     if n == 0 {
                         Flow::Stop
@@ -215,13 +261,108 @@ impl Actor {
                     }
                     Flow::Continue
                 }
-                _ = refresh.tick() => self.refresh_state().await,
+                _ = refresh.tick() => {
+                    match self.refresh_state().await {
+                        Flow::Continue if !self.still_owner(owned.as_mut()).await => {
+                            self.give_up("another node holds its claim");
+                            Flow::Stop
+                        }
+                        flow => flow,
+                    }
+                }
+            };
+            let pending = !self
+                .unreachable
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            let flow = if flow == Flow::Continue && pending {
+                self.drop_unreachable().await
+            } else {
+                flow
             };
             if flow == Flow::Stop {
                 break;
             }
         }
+        if let Some(o) = owned {
+            o.inbox.close(owner_gone());
+        }
         tracing::info!(meeting = self.id, "meeting stopped");
+    }
+
+    /// Whether this actor still holds its meeting's claim (always, on its own).
+    /// A node cut off from the others for longer than their liveness timeout
+    /// finds its claim taken over and stops, so one writer is left.
+    async fn still_owner(&self, owned: Option<&mut Owned>) -> bool {
+        let Some(o) = owned else { return true };
+        match o.presence.holder(remote::SPACE, &self.id.to_string()).await {
+            Ok(Some(h)) => h.conn == o.endpoint,
+            Ok(None) => false,
+            // Cannot tell now; the next tick asks again.
+            Err(_) => true,
+        }
+    }
+
+    /// Drops every member without a `disconnect` line (so each page reconnects
+    /// and finds the meeting's owner again) before the actor stops.
+    fn give_up(&mut self, why: &str) {
+        tracing::warn!(meeting = self.id, "giving the meeting up: {why}");
+        let ended: Vec<Connected> = self
+            .members
+            .values_mut()
+            .filter_map(|m| m.conn.take())
+            .collect();
+        for c in ended {
+            self.drop_quietly(&c.sink);
+        }
+    }
+
+    fn drop_remote_members(&mut self) {
+        let remote: Vec<Connected> = self
+            .members
+            .values_mut()
+            .filter(|m| matches!(m.conn.as_ref().map(|c| &c.sink), Some(Sink::Remote(_))))
+            .filter_map(|m| m.conn.take())
+            .collect();
+        for c in remote {
+            self.drop_quietly(&c.sink);
+        }
+    }
+
+    /// Ends a connection without a `disconnect` line: its page reconnects.
+    fn drop_quietly(&self, sink: &Sink) {
+        match sink {
+            Sink::Local(outbox) => outbox.close(owner_gone()),
+            Sink::Remote(topic) => {
+                let _ = self.relay.close_topic(topic, owner_gone(), None);
+            }
+        }
+    }
+
+    /// Members connected through `node`, which died, have left.
+    async fn node_died(&mut self, node: NodeId) -> Flow {
+        let gone: Vec<(KeyId, ConnId)> = self
+            .members
+            .iter()
+            .filter_map(|(k, m)| m.conn.as_ref().map(|c| (*k, c.conn)))
+            .filter(|(_, c)| c.node() == node)
+            .collect();
+        if !gone.is_empty() {
+            tracing::info!(meeting = self.id, node = %node, members = gone.len(), "members' node died");
+        }
+        for (key, conn) in gone {
+            // In case the node is alive after all (declared dead in a NATS
+            // outage): its connection must not linger unheard.
+            let _ = self
+                .relay
+                .close_topic(&remote::connection_topic(conn), owner_gone(), None);
+            if self.leave(key, conn).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            self.flush().await;
+        }
+        Flow::Continue
     }
 
     async fn handle_batch(&mut self, cmds: &mut Vec<Cmd>) -> Flow {
@@ -237,6 +378,8 @@ impl Actor {
                 if self.is_current(key_id, conn) {
                     self.chat(key_id, text);
                     chats += 1;
+                } else {
+                    self.stale(conn);
                 }
                 continue;
             }
@@ -265,11 +408,53 @@ impl Actor {
             } => {
                 if self.is_current(key_id, conn) {
                     self.command(key_id, command).await;
+                } else {
+                    self.stale(conn);
                 }
             }
             Cmd::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+        }
+        Flow::Continue
+    }
+
+    /// A command from a connection that is not (or no longer) a member's
+    /// current one. On this node its session has been ended already; on
+    /// another node it may not have heard (its node was thought dead, or a
+    /// frame was lost on the bus): end it there, so its page reconnects.
+    fn stale(&self, conn: ConnId) {
+        if conn.node() != self.relay.node() {
+            let _ = self
+                .relay
+                .close_topic(&remote::connection_topic(conn), owner_gone(), None);
+        }
+    }
+
+    fn key_of(&self, conn: ConnId) -> Option<KeyId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.conn.as_ref().is_some_and(|c| c.conn == conn))
+            .map(|(k, _)| *k)
+    }
+
+    /// Drops the members the bus could not reach (see `unreachable`).
+    async fn drop_unreachable(&mut self) -> Flow {
+        let gone = std::mem::take(
+            self.unreachable
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (key, conn) in gone {
+            if let Some(c) = self.members.get(&key).and_then(|m| m.conn.as_ref())
+                && c.conn == conn
+            {
+                self.drop_quietly(&c.sink);
+            }
+            if self.leave(key, conn).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            self.flush().await;
         }
         Flow::Continue
     }
@@ -398,7 +583,7 @@ impl Actor {
                 Out::Split { admins, others } => {
                     for m in self.members.values() {
                         if let Some(c) = &m.conn {
-                            push(c, if m.info.admin { &admins } else { &others });
+                            self.push(c, if m.info.admin { &admins } else { &others });
                         }
                     }
                 }
@@ -413,14 +598,14 @@ impl Actor {
                 continue;
             }
             if let Some(c) = &m.conn {
-                push(c, frame);
+                self.push(c, frame);
             }
         }
     }
 
     fn send_to(&self, key: KeyId, frame: &Frame) {
         if let Some(c) = self.members.get(&key).and_then(|m| m.conn.as_ref()) {
-            push(c, frame);
+            self.push(c, frame);
         }
     }
 
@@ -440,7 +625,7 @@ impl Actor {
         if let Some(reason) = refusal {
             tracing::info!(meeting = self.id, key_id = key, "join refused: {reason}");
             counter!("switchboard_meetings_refused_total", "reason" => "state").increment(1);
-            refuse(&j.outbox, reason);
+            self.end(&j.sink, reason);
             return;
         }
         let rejoined = known.is_some() || j.member.allow_rejoin;
@@ -449,7 +634,7 @@ impl Actor {
             None => self.colors.of(key),
         };
         if let Some(old) = self.members.get_mut(&key).and_then(|m| m.conn.take()) {
-            refuse(&old.outbox, texts::REPLACED);
+            self.end(&old.sink, texts::REPLACED);
         }
         if !j.member.allow_rejoin
             && let Err(e) = self.store.set_allow_rejoin(self.id, key, true).await
@@ -462,7 +647,7 @@ impl Actor {
             allow_rejoin: true,
             conn: Some(Connected {
                 conn: j.conn,
-                outbox: j.outbox,
+                sink: j.sink,
                 remote: j.remote,
             }),
         };
@@ -791,7 +976,7 @@ impl Actor {
         }
         let was_connected = match t.conn.take() {
             Some(c) => {
-                refuse(&c.outbox, texts::KICKED);
+                self.end(&c.sink, texts::KICKED);
                 true
             }
             None => false,
@@ -835,16 +1020,54 @@ impl Actor {
         );
         self.state = stored;
         if stored == MeetingState::Closed {
-            for m in self.members.values_mut() {
-                if let Some(c) = m.conn.take() {
-                    refuse(&c.outbox, texts::CLOSED);
-                }
+            let ended: Vec<Connected> = self
+                .members
+                .values_mut()
+                .filter_map(|m| m.conn.take())
+                .collect();
+            for c in ended {
+                self.end(&c.sink, texts::CLOSED);
             }
             return Flow::Stop;
         }
         let status = self.status_frame();
         self.send_all(&status, None);
         Flow::Continue
+    }
+
+    /// Queues `frame` for a connection: into its outbox on this node (an
+    /// overflow ends it as a slow consumer), else on its topic through the bus.
+    fn push(&self, c: &Connected, frame: &Frame) {
+        match &c.sink {
+            Sink::Local(outbox) => {
+                // An overflow is counted by the socket runtime, like every slow consumer.
+                let _ = outbox.push(frame.clone());
+            }
+            Sink::Remote(topic) => {
+                if self.relay.publish(topic, frame.clone(), None).bus.is_err() {
+                    counter!("switchboard_meetings_remote_undelivered_total").increment(1);
+                    if let Some(key) = self.key_of(c.conn) {
+                        self.unreachable
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((key, c.conn));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a `disconnect` line to a connection and ends it (without a Close
+    /// frame), wherever it is.
+    fn end(&self, sink: &Sink, reason: &'static str) {
+        match sink {
+            Sink::Local(outbox) => refuse(outbox, reason),
+            Sink::Remote(topic) => {
+                // One publisher, FIFO: the line arrives before the close.
+                let _ = self.relay.publish(topic, wire::disconnect(reason), None);
+                let _ = self.relay.close_topic(topic, disconnect_for(reason), None);
+            }
+        }
     }
 
     fn status(&self) -> MeetingStatus {
@@ -876,18 +1099,26 @@ impl Actor {
     }
 }
 
+/// The next node declared dead, or never (alone, or the channel closed).
+async fn next_departure(rx: &mut Option<broadcast::Receiver<NodeId>>) -> NodeId {
+    loop {
+        let Some(r) = rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match r.recv().await {
+            Ok(node) => return node,
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => *rx = None,
+        }
+    }
+}
+
 /// Sleeps until `deadline`, or forever without one.
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// Queues `frame` for a connection; an overflow ends it as a slow consumer
-/// (counted by the socket runtime, like every slow consumer).
-fn push(c: &Connected, frame: &Frame) {
-    let _ = c.outbox.push(frame.clone());
 }
 
 /// Sends a `disconnect` line to a connection and ends it (without a Close frame).
@@ -928,13 +1159,15 @@ mod tests {
             batch: 16,
             state_poll: Duration::from_secs(3600),
             poll_minute,
+            shutdown: shutdown.clone(),
         };
         let handle = spawn(
             id,
             MeetingState::Pending,
             store,
+            Relay::new(switchboard_bus::LocalBus::single(Default::default()), 4),
+            None,
             cfg,
-            shutdown.clone(),
             || {},
         );
         let (tx, rx) = Outbox::bounded(OutboxLimits::default());
@@ -944,7 +1177,7 @@ mod tests {
             .send(Cmd::Join(Box::new(Join {
                 member: info,
                 conn,
-                outbox: tx,
+                sink: Sink::Local(tx),
                 first: 0,
                 remote: "test".into(),
             })))

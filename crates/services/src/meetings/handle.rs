@@ -6,6 +6,8 @@
 //! channel to a local task; on several nodes it is where a request to the
 //! meeting's owner node goes.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use switchboard_core::store::meetings::{KeyId, MeetingId, MemberKey};
 use switchboard_core::{ConnId, OutboxSender};
@@ -21,11 +23,21 @@ pub(crate) struct Join {
     /// The connection.
     pub(crate) conn: ConnId,
     /// Where the connection's frames go.
-    pub(crate) outbox: OutboxSender,
+    pub(crate) sink: Sink,
     /// The highest line id the client already has.
     pub(crate) first: i64,
     /// The peer's address as the status report shows it.
     pub(crate) remote: String,
+}
+
+/// Where the frames for one member's connection go.
+#[derive(Debug, Clone)]
+pub(crate) enum Sink {
+    /// A connection on the owner's node: straight into its outbox.
+    Local(OutboxSender),
+    /// A connection on another node: published on the topic only that
+    /// connection subscribes to; a close on the topic ends it there.
+    Remote(Arc<str>),
 }
 
 /// What a meeting's actor is asked to do.

@@ -6,9 +6,11 @@
 //! member's WebSocket ([`wire`] has the messages). Each meeting is one actor
 //! ([`actor`]) that owns its state machine, its members, its running poll and
 //! the poll's timer, and is the meeting's only writer: a line is stored before
-//! anyone sees it. Connections reach it through a [`MeetingHandle`] kept in
-//! this node's directory; all meeting state lives in the actor, re-derivable
-//! from the store, so the directory can become "ask the owner node" later.
+//! anyone sees it. There is one actor per meeting cluster-wide, on the node
+//! that holds the meeting's claim ([`remote`]); connections on that node reach
+//! it through a [`MeetingHandle`] in this node's directory, connections on
+//! other nodes over the bus. All meeting state lives in the actor and is
+//! re-derivable from the store, so another node can take a meeting over.
 //!
 //! Ends the pgeu page must recover from (restart, ping timeout, a slow client,
 //! a refusal after the `disconnect` message) drop the TCP connection without a
@@ -20,12 +22,13 @@ pub mod admin;
 mod handle;
 pub mod page;
 mod poll;
+pub mod remote;
 mod session;
 pub mod texts;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Request, State};
@@ -34,15 +37,19 @@ use http::{HeaderValue, StatusCode, header};
 use metrics::counter;
 use switchboard_core::store::meetings::{MeetingId, MeetingState};
 use switchboard_core::store::{MeetingAdmin, MeetingStore};
-use switchboard_core::{Disconnect, Outbox, OutboxLimits, Registry, Relay};
+use switchboard_core::{
+    ClaimError, ConnId, Disconnect, Membership, NodeId, Outbox, OutboxLimits, OutboxSender,
+    Presence, Registry, Relay,
+};
 use switchboard_edge::socket::{Ending, Handler, Inbound, Keepalive, SocketConfig};
 use switchboard_edge::{PeerAddr, text_response, upgrade};
 
 pub use handle::{MeetingHandle, MeetingStatus, MemberStatus, SendError};
 
-use actor::ActorConfig;
-use handle::{Cmd, Join};
-use session::Session;
+use actor::{ActorConfig, Owned};
+use handle::{Cmd, Join, Sink};
+use remote::{ToOwner, owner_gone, owner_topic};
+use session::{OwnerLink, RemoteLink, Session, Watched};
 
 /// The service name, in metrics and the connection registry.
 pub const SERVICE: &str = "meetings";
@@ -131,23 +138,58 @@ pub struct Meetings {
     admin: Option<Arc<dyn MeetingAdmin>>,
     relay: Relay,
     registry: Registry,
+    presence: Presence,
+    membership: Arc<dyn Membership>,
     socket: SocketConfig,
-    /// This node's actors, by meeting: where a connection finds its meeting.
+    /// The actors of the meetings this node owns: where a connection finds its meeting.
     directory: Arc<Mutex<HashMap<MeetingId, MeetingHandle>>>,
+    /// Held while this node claims a meeting and starts its actor.
+    starting: tokio::sync::Mutex<()>,
+    /// This node's member connections whose meeting another node owns: owner
+    /// node and outbox, so they are dropped when that node dies.
+    watched: Watched,
     started: SystemTime,
+}
+
+/// The core seams the service runs on (in process on one node, NATS on several).
+#[derive(Debug, Clone)]
+pub struct Seams {
+    /// Delivery to this node's connections and the other nodes.
+    pub relay: Relay,
+    /// This node's connections.
+    pub registry: Registry,
+    /// Cluster-wide claims: which node owns each meeting.
+    pub presence: Presence,
+    /// Which nodes are alive.
+    pub membership: Arc<dyn Membership>,
+}
+
+/// Where a meeting's actor runs, as this node sees it.
+#[derive(Debug)]
+enum Route {
+    /// Here.
+    Local(MeetingHandle),
+    /// On another node.
+    Remote(NodeId),
 }
 
 impl Meetings {
     /// Builds the service on `store` (pgeu-system's database or Switchboard's
-    /// own); `admin` enables the setup API (native mode).
+    /// own); `admin` enables the setup API (native mode). Meetings are claimed
+    /// in the cluster's presence (space [`remote::SPACE`]), so one node owns each.
     pub fn new(
         cfg: MeetingsConfig,
         store: Arc<dyn MeetingStore>,
         admin: Option<Arc<dyn MeetingAdmin>>,
-        relay: Relay,
-        registry: Registry,
+        cluster: Seams,
         socket: SocketConfig,
     ) -> Arc<Self> {
+        let Seams {
+            relay,
+            registry,
+            presence,
+            membership,
+        } = cluster;
         let mut socket = socket.for_service(
             SERVICE,
             cfg.max_message,
@@ -159,14 +201,25 @@ impl Meetings {
             cfg.write_timeout,
         );
         socket.ending = ending;
+        let watched = Watched::default();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(drop_on_departure(
+                membership.departures(),
+                Arc::downgrade(&watched.0),
+            ));
+        }
         Arc::new(Meetings {
             cfg,
             store,
             admin,
             relay,
             registry,
+            presence,
+            membership,
             socket,
             directory: Arc::default(),
+            starting: tokio::sync::Mutex::new(()),
+            watched,
             started: SystemTime::now(),
         })
     }
@@ -192,36 +245,78 @@ impl Meetings {
         v
     }
 
-    /// The meeting's handle, starting its actor if it is not running. `None`
-    /// if the meeting does not exist or is closed (or the store cannot say).
-    pub async fn meeting(&self, id: MeetingId) -> Option<MeetingHandle> {
+    /// Where meeting `id` runs: here (its actor started here if no live node
+    /// holds its claim) or on another node. `Ok(None)` if the meeting does not
+    /// exist or is closed (or the store cannot say).
+    async fn route(&self, id: MeetingId) -> Result<Option<Route>, ClaimError> {
         if let Some(h) = self.directory().get(&id).filter(|h| !h.is_closed()) {
-            return Some(h.clone());
+            return Ok(Some(Route::Local(h.clone())));
         }
         let state = match self.store.meeting_state(id).await {
             Ok(Some(s)) if s != MeetingState::Closed => s,
-            Ok(_) => return None,
+            Ok(_) => return Ok(None),
             Err(e) => {
                 tracing::warn!(meeting = id, error = %e, "cannot read the meeting");
-                return None;
+                return Ok(None);
             }
         };
-        let mut dir = self.directory();
-        if let Some(h) = dir.get(&id).filter(|h| !h.is_closed()) {
-            return Some(h.clone());
+        // One claim attempt per meeting at a time on this node.
+        let _starting = self.starting.lock().await;
+        if let Some(h) = self.directory().get(&id).filter(|h| !h.is_closed()) {
+            return Ok(Some(Route::Local(h.clone())));
         }
+        // The owner's endpoint: registered first (the claim is honoured while it
+        // is open), subscribed to the owner topic once the claim is granted.
+        let endpoint = self.relay.next_conn_id();
+        let (inbox, inbox_rx) = Outbox::bounded(OutboxLimits {
+            max_messages: self.cfg.queue.saturating_mul(4).max(1024),
+            max_bytes: 64 << 20,
+        });
+        let registration = self
+            .registry
+            .register_internal(endpoint, SERVICE, inbox.clone());
+        let claim = match self
+            .presence
+            .claim(remote::SPACE, &id.to_string(), endpoint)
+            .await
+        {
+            Ok(c) => c,
+            Err(ClaimError::Taken(h)) if h.node != self.relay.node() => {
+                return Ok(Some(Route::Remote(h.node)));
+            }
+            Err(e) => return Err(e),
+        };
+        let topic = owner_topic(id);
+        let subscription = self.relay.subscribe(&topic, endpoint, inbox.clone());
+        if let Err(e) = self.relay.ready(&topic).await {
+            tracing::warn!(meeting = id, error = %e, "cannot take commands from other nodes");
+            return Err(ClaimError::Unavailable(e.to_string()));
+        }
+        let lost = tokio_util::sync::CancellationToken::new();
+        let owned = Owned {
+            presence: self.presence.clone(),
+            endpoint,
+            inbox,
+            departures: self.membership.departures(),
+            lost: lost.clone(),
+            _claim: claim,
+            _subscription: subscription,
+            _registration: registration,
+        };
         let weak = Arc::downgrade(&self.directory);
         let handle = actor::spawn(
             id,
             state,
             self.store.clone(),
+            self.relay.clone(),
+            Some(owned),
             ActorConfig {
                 queue: self.cfg.queue,
                 batch: self.cfg.batch,
                 state_poll: self.cfg.state_poll,
                 poll_minute: self.cfg.poll_minute,
+                shutdown: self.socket.shutdown.clone(),
             },
-            self.socket.shutdown.clone(),
             move || {
                 if let Some(dir) = weak.upgrade() {
                     let mut dir = dir.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,8 +326,21 @@ impl Meetings {
                 }
             },
         );
-        dir.insert(id, handle.clone());
-        Some(handle)
+        tokio::spawn(remote::forward(
+            inbox_rx,
+            handle.clone(),
+            self.relay.clone(),
+            lost,
+        ));
+        self.directory().insert(id, handle.clone());
+        Ok(Some(Route::Local(handle)))
+    }
+
+    /// How long a join waits for a meeting whose owner does not answer: long
+    /// enough for the membership to declare a dead owner's node dead, so the
+    /// claim can be taken over.
+    fn takeover_wait(&self) -> Duration {
+        self.membership.liveness_timeout() + Duration::from_secs(2)
     }
 
     /// The axum handler for everything under [`WS_PREFIX`].
@@ -297,27 +405,77 @@ impl Meetings {
                 return upgrade::accept(req, self.socket.clone(), rx, Refused);
             }
         };
-        let Some(meeting) = self.meeting(id).await else {
-            actor::refuse(&tx, texts::CLOSED);
-            return upgrade::accept(req, self.socket.clone(), rx, Refused);
-        };
         let conn = self.relay.next_conn_id();
-        let registration = self.registry.register(conn, SERVICE, tx.clone());
-        let join = Join {
-            member: member.clone(),
-            conn,
-            outbox: tx.clone(),
-            first,
-            remote,
+        let deadline = tokio::time::Instant::now() + self.takeover_wait();
+        // A member of a meeting owned elsewhere: its frames come on its own topic.
+        let mut topic = None;
+        let owner = loop {
+            match self.route(id).await {
+                Ok(None) => {
+                    actor::refuse(&tx, texts::CLOSED);
+                    return upgrade::accept(req, self.socket.clone(), rx, Refused);
+                }
+                Ok(Some(Route::Local(meeting))) => {
+                    let join = Join {
+                        member: member.clone(),
+                        conn,
+                        sink: Sink::Local(tx.clone()),
+                        first,
+                        remote: remote.clone(),
+                    };
+                    // Queued before the 101: a completed handshake means the join is on its way.
+                    if meeting.send(Cmd::Join(Box::new(join))).await.is_err() {
+                        actor::refuse(&tx, texts::CLOSED);
+                        return upgrade::accept(req, self.socket.clone(), rx, Refused);
+                    }
+                    break OwnerLink::Local(meeting);
+                }
+                Ok(Some(Route::Remote(node))) => {
+                    if topic.is_none() {
+                        let t = remote::connection_topic(conn);
+                        let sub = self.relay.subscribe(&t, conn, tx.clone());
+                        if let Err(e) = self.relay.ready(&t).await {
+                            tracing::warn!(meeting = id, error = %e, "cluster bus not ready; refusing a member");
+                            return owner_unreachable();
+                        }
+                        topic = Some(sub);
+                    }
+                    let join = ToOwner::join(&member, conn, first, &remote).frame();
+                    match self.relay.deliver_to_one(&owner_topic(id), join).await {
+                        Ok(n) if n > 0 => {
+                            let Some(sub) = topic.take() else {
+                                unreachable!("subscribed above")
+                            };
+                            break OwnerLink::Remote(RemoteLink {
+                                meeting: id,
+                                relay: self.relay.clone(),
+                                _topic: sub,
+                                _watch: self.watched.watch(conn, node, tx.clone()),
+                            });
+                        }
+                        // Nobody took it: the owner is gone (or just stopped);
+                        // once its node is declared dead the claim can be taken.
+                        Ok(_) if tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Ok(_) => return owner_unreachable(),
+                        Err(e) => {
+                            tracing::warn!(meeting = id, error = %e, "cannot reach the meeting's owner");
+                            return owner_unreachable();
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(meeting = id, error = %e, "cannot claim the meeting");
+                    return owner_unreachable();
+                }
+            }
         };
-        // Queued before the 101: a completed handshake means the join is on its way.
-        if meeting.send(Cmd::Join(Box::new(join))).await.is_err() {
-            actor::refuse(&tx, texts::CLOSED);
-            return upgrade::accept(req, self.socket.clone(), rx, Refused);
-        }
+        let registration = self.registry.register(conn, SERVICE, tx.clone());
         tracing::debug!(meeting = id, key_id = member.key_id, %conn, "member connecting");
         let session = Session {
-            meeting,
+            meeting: id,
+            owner,
             member,
             conn,
             outbox: tx,
@@ -383,6 +541,44 @@ impl Handler for Refused {
     }
 
     fn on_close(self, _reason: &Disconnect) {}
+}
+
+/// The meeting's owner cannot be reached or claimed: 503 before the upgrade
+/// (the page sees 1006 and tries again in two seconds).
+fn owner_unreachable() -> Response {
+    refuse_http(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "owner",
+        "503 the meeting cannot be reached now; try again\n",
+    )
+}
+
+/// Drops the watched connections whose meeting's owner was on a node that died.
+async fn drop_on_departure(
+    mut departures: tokio::sync::broadcast::Receiver<NodeId>,
+    watched: Weak<Mutex<HashMap<ConnId, (NodeId, OutboxSender)>>>,
+) {
+    loop {
+        let node = match departures.recv().await {
+            Ok(n) => n,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(w) = watched.upgrade() else { return };
+        let ended: Vec<OutboxSender> = w
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(owner, _)| *owner == node)
+            .map(|(_, o)| o.clone())
+            .collect();
+        if !ended.is_empty() {
+            tracing::info!(node = %node, members = ended.len(), "a meeting owner's node died: dropping its members here");
+        }
+        for o in ended {
+            o.close(owner_gone());
+        }
+    }
 }
 
 fn refuse_http(status: StatusCode, reason: &'static str, body: &'static str) -> Response {

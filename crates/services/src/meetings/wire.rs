@@ -174,7 +174,8 @@ pub(crate) fn utc_parts(secs: u64) -> (String, String) {
 }
 
 /// A client's command, parsed and checked the way the original checks it.
-#[derive(Debug, Clone, PartialEq)]
+/// (Serde: how a member's node hands it to the meeting's owner node.)
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub enum Command {
     /// `message`: the trimmed text (never empty).
     Message(String),
