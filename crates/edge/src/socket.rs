@@ -155,15 +155,6 @@ fn to_message(frame: Frame) -> Message {
     }
 }
 
-/// Why a client was judged slow (the metric label `cause`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slow {
-    /// Its outbox overflowed.
-    OutboxFull,
-    /// A write to its socket did not finish within the write timeout.
-    WriteStalled,
-}
-
 /// Ways the connection ended, from the runtime's point of view.
 enum End {
     /// We decide: send a Close frame with this disconnect.
@@ -192,6 +183,8 @@ pub async fn run<S, H>(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_alive = Instant::now();
     let mut buf: Vec<Frame> = Vec::new();
+    // Set when a write to the socket did not finish within the write timeout
+    // (else a slow consumer's outbox overflowed): the `cause` label.
     let mut stalled = false;
     // Fires when the keepalive timeout would be reached if nothing arrived since it
     // was armed; re-armed lazily from `last_alive`, so a frame costs no timer update.
@@ -301,15 +294,12 @@ pub async fn run<S, H>(
     };
     if ended == Disconnect::SlowConsumer {
         let cause = if stalled {
-            Slow::WriteStalled
+            "write_stalled"
         } else {
-            Slow::OutboxFull
+            "outbox_full"
         };
-        counter!("switchboard_slow_consumers_total", "service" => svc, "cause" => match cause {
-            Slow::OutboxFull => "outbox_full",
-            Slow::WriteStalled => "write_stalled",
-        })
-        .increment(1);
+        counter!("switchboard_slow_consumers_total", "service" => svc, "cause" => cause)
+            .increment(1);
     }
     outbox.sender().close(ended);
     let reason = match end {
