@@ -440,22 +440,28 @@ impl Meetings {
                         }
                         topic = Some(sub);
                     }
+                    // Watched before the join leaves: if the owner dies right after
+                    // taking it, this connection is dropped with the others.
+                    let watch = self.watched.watch(conn, node, tx.clone());
                     let join = ToOwner::join(&member, conn, first, &remote).frame();
                     match self.relay.deliver_to_one(&owner_topic(id), join).await {
-                        Ok(n) if n > 0 => {
-                            let Some(sub) = topic.take() else {
-                                unreachable!("subscribed above")
-                            };
-                            break OwnerLink::Remote(RemoteLink {
-                                meeting: id,
-                                relay: self.relay.clone(),
-                                _topic: sub,
-                                _watch: self.watched.watch(conn, node, tx.clone()),
-                            });
-                        }
+                        Ok(n) if n > 0 => match topic.take() {
+                            Some(sub) => {
+                                break OwnerLink::Remote(RemoteLink {
+                                    meeting: id,
+                                    relay: self.relay.clone(),
+                                    _topic: sub,
+                                    _watch: watch,
+                                });
+                            }
+                            None => return owner_unreachable(),
+                        },
                         // Nobody took it: the owner is gone (or just stopped);
                         // once its node is declared dead the claim can be taken.
                         Ok(_) if tokio::time::Instant::now() < deadline => {
+                            // Not watched while waiting: the departure it waits
+                            // for must not end this connection.
+                            drop(watch);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         Ok(_) => return owner_unreachable(),
