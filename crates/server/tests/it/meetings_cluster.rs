@@ -502,8 +502,20 @@ async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
     let Some(mut c) = TestCluster::start(ClusterSpec { nodes: 2, ..spec() }).await else {
         return;
     };
-    let (id, alice, _bob, _carol) = meeting(c.addr(0)).await;
+    let (id, alice, bob, _carol) = meeting(c.addr(0)).await;
+    // Bob's node 0 owns the meeting.
+    let mut b = Meet::connect(c.addr(0), &path(id, &bob, 0)).await;
+    b.joined(bob.name).await;
+    // A second meeting member on node 1, remote to the owner.
+    let (id2, alice2, bob2, _) = meeting(c.addr(0)).await;
+    let mut owner2 = Meet::connect(c.addr(0), &path(id2, &bob2, 0)).await;
+    owner2.joined(bob2.name).await;
+    let mut remote2 = Meet::connect(c.addr(1), &path(id2, &alice2, 0)).await;
+    remote2.joined(alice2.name).await;
     c.nats.stop();
+    // The remote member can no longer hear its owner: its node drops it (no
+    // `disconnect` line, the page retries); the owner's own member stays.
+    assert!(ids_until_dropped(&mut remote2).await.is_empty());
     let upgrade = [
         ("Connection", "Upgrade"),
         ("Upgrade", "websocket"),
@@ -521,11 +533,15 @@ async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
         .metric(1, "switchboard_http_errors_total", r#"reason="owner""#)
         .await;
     assert_eq!(after, before + 1.0);
-    // Once NATS is back the member gets in.
+    // Once NATS is back the members get in, and the owner's member never left.
     c.nats.restart();
     c.wait_ready().await;
     let mut a = reconnect(c.addr(1), &path(id, &alice, 0)).await;
-    a.joined(alice.name).await;
+    let ja = a.joined(alice.name).await;
+    assert_eq!(names(&ja.users), ["Alice Admin", "Bob"]);
+    b.line("Member Alice Admin joined the meeting").await;
+    let mut remote2 = reconnect(c.addr(1), &path(id2, &alice2, 0)).await;
+    remote2.joined(alice2.name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
