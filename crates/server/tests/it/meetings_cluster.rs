@@ -502,8 +502,20 @@ async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
     let Some(mut c) = TestCluster::start(ClusterSpec { nodes: 2, ..spec() }).await else {
         return;
     };
-    let (id, alice, _bob, _carol) = meeting(c.addr(0)).await;
+    let (id, alice, bob, _carol) = meeting(c.addr(0)).await;
+    // Bob's node 0 owns the meeting.
+    let mut b = Meet::connect(c.addr(0), &path(id, &bob, 0)).await;
+    b.joined(bob.name).await;
+    // A second meeting member on node 1, remote to the owner.
+    let (id2, alice2, bob2, _) = meeting(c.addr(0)).await;
+    let mut owner2 = Meet::connect(c.addr(0), &path(id2, &bob2, 0)).await;
+    owner2.joined(bob2.name).await;
+    let mut remote2 = Meet::connect(c.addr(1), &path(id2, &alice2, 0)).await;
+    remote2.joined(alice2.name).await;
     c.nats.stop();
+    // The remote member can no longer hear its owner: its node drops it (no
+    // `disconnect` line, the page retries); the owner's own member stays.
+    assert!(ids_until_dropped(&mut remote2).await.is_empty());
     let upgrade = [
         ("Connection", "Upgrade"),
         ("Upgrade", "websocket"),
@@ -521,11 +533,15 @@ async fn without_nats_a_meeting_cannot_be_claimed_and_members_get_503() {
         .metric(1, "switchboard_http_errors_total", r#"reason="owner""#)
         .await;
     assert_eq!(after, before + 1.0);
-    // Once NATS is back the member gets in.
+    // Once NATS is back the members get in, and the owner's member never left.
     c.nats.restart();
     c.wait_ready().await;
     let mut a = reconnect(c.addr(1), &path(id, &alice, 0)).await;
-    a.joined(alice.name).await;
+    let ja = a.joined(alice.name).await;
+    assert_eq!(names(&ja.users), ["Alice Admin", "Bob"]);
+    b.line("Member Alice Admin joined the meeting").await;
+    let mut remote2 = reconnect(c.addr(1), &path(id2, &alice2, 0)).await;
+    remote2.joined(alice2.name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,4 +588,83 @@ async fn members_of_a_node_that_dies_leave_the_meeting() {
     // The meeting goes on without it.
     a.send(json!({"type": "open"})).await;
     assert_eq!(a.next_of("status", |_| true).await["data"]["isopen"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgeu_systems_database_serves_one_meeting_over_two_nodes() {
+    let Some(db) = switchboard_testkit::pgeu::PgeuDb::create().await else {
+        return;
+    };
+    let meeting = db.meeting("AGM", 0).await;
+    let mut members = Vec::new();
+    for (name, c) in [("Alice Admin", 'A'), ("Bob", 'B')] {
+        let member_id = db.member(name).await;
+        let key: String = std::iter::once(c)
+            .chain(std::iter::repeat_n('x', 53))
+            .collect();
+        let key_id = db.key(meeting, member_id, &key, None).await;
+        if c == 'A' {
+            db.admin(meeting, member_id).await;
+        }
+        members.push(Member { name, key, key_id });
+    }
+    let Some(c) = TestCluster::start(ClusterSpec {
+        nodes: 2,
+        extra_toml: format!(
+            "[rtc]\nenabled = false\n[pubsub]\nenabled = false\n[pairing]\nenabled = false\n\
+             [meetings]\nschema = \"pgeu\"\npgeu_url = \"{}\"\nstate_poll_secs = 1\n",
+            db.url()
+        ),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let (alice, bob) = (&members[0], &members[1]);
+    let mut a = Meet::connect(c.addr(0), &path(meeting, alice, 0)).await;
+    a.joined(alice.name).await;
+    let mut b = Meet::connect(c.addr(1), &path(meeting, bob, 0)).await;
+    b.joined(bob.name).await;
+    // pgeu-system opens the meeting in its backend (no NOTIFY): the owner's
+    // poll of the state reaches the member on the other node too.
+    db.set_state(meeting, 1).await;
+    for m in [&mut a, &mut b] {
+        let s = m.next_of("status", |_| true).await;
+        assert_eq!(s["data"], json!({"isopen": true, "isfinished": false}));
+    }
+    for i in 0..5 {
+        a.say(&format!("a{i}")).await;
+        b.say(&format!("b{i}")).await;
+    }
+    a.say("a-end").await;
+    b.say("b-end").await;
+    let sa = lines_until_all(&mut a, &["a-end", "b-end"]).await;
+    let sb = lines_until_all(&mut b, &["a-end", "b-end"]).await;
+    assert_eq!(sa, sb, "one order on both nodes");
+    // pgeu-system's own table holds exactly that, in id order, with its senders.
+    let log = db.log(meeting).await;
+    let stored: Vec<(i64, String)> = log.iter().map(|(i, _, t)| (*i, t.clone())).collect();
+    assert!(stored.ends_with(&sa), "{stored:?} ends with {sa:?}");
+    assert!(
+        log.iter()
+            .filter(|(_, _, t)| t.len() == 2)
+            .all(|(_, sender, _)| sender.is_some())
+    );
+    // A poll from node 0, votes from both nodes: one result.
+    a.send(json!({"type": "newpoll", "question": "Q?", "answers": ["x", "y"], "minutes": 10}))
+        .await;
+    for m in [&mut a, &mut b] {
+        m.next_of("poll", |v| !v["data"].is_null()).await;
+    }
+    a.send(json!({"type": "vote", "question": "Q?", "vote": 0}))
+        .await;
+    b.send(json!({"type": "vote", "question": "Q?", "vote": 1}))
+        .await;
+    for m in [&mut a, &mut b] {
+        m.line("All attendees have voted, poll has completed.")
+            .await;
+        m.line("Answer \"x\": 1 vote").await;
+        m.line("Answer \"y\": 1 vote").await;
+    }
 }

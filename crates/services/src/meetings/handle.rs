@@ -2,9 +2,9 @@
 //! commands it accepts.
 //!
 //! Everything about a meeting goes through its handle: joins, leaves, the
-//! members' commands and status queries. On one node the handle is a bounded
-//! channel to a local task; on several nodes it is where a request to the
-//! meeting's owner node goes.
+//! members' commands and status queries. The handle is a bounded channel to
+//! the actor's task on the meeting's owner node; other nodes reach the same
+//! channel through the owner's topic (see [`super::remote`]).
 
 use std::sync::Arc;
 

@@ -203,9 +203,10 @@ impl Meetings {
         socket.ending = ending;
         let watched = Watched::default();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(drop_on_departure(
+            rt.spawn(drop_cut_off_members(
                 membership.departures(),
                 Arc::downgrade(&watched.0),
+                relay.clone(),
             ));
         }
         Arc::new(Meetings {
@@ -440,22 +441,28 @@ impl Meetings {
                         }
                         topic = Some(sub);
                     }
+                    // Watched before the join leaves: if the owner dies right after
+                    // taking it, this connection is dropped with the others.
+                    let watch = self.watched.watch(conn, node, tx.clone());
                     let join = ToOwner::join(&member, conn, first, &remote).frame();
                     match self.relay.deliver_to_one(&owner_topic(id), join).await {
-                        Ok(n) if n > 0 => {
-                            let Some(sub) = topic.take() else {
-                                unreachable!("subscribed above")
-                            };
-                            break OwnerLink::Remote(RemoteLink {
-                                meeting: id,
-                                relay: self.relay.clone(),
-                                _topic: sub,
-                                _watch: self.watched.watch(conn, node, tx.clone()),
-                            });
-                        }
+                        Ok(n) if n > 0 => match topic.take() {
+                            Some(sub) => {
+                                break OwnerLink::Remote(RemoteLink {
+                                    meeting: id,
+                                    relay: self.relay.clone(),
+                                    _topic: sub,
+                                    _watch: watch,
+                                });
+                            }
+                            None => return owner_unreachable(),
+                        },
                         // Nobody took it: the owner is gone (or just stopped);
                         // once its node is declared dead the claim can be taken.
                         Ok(_) if tokio::time::Instant::now() < deadline => {
+                            // Not watched while waiting: the departure it waits
+                            // for must not end this connection.
+                            drop(watch);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         Ok(_) => return owner_unreachable(),
@@ -553,27 +560,54 @@ fn owner_unreachable() -> Response {
     )
 }
 
-/// Drops the watched connections whose meeting's owner was on a node that died.
-async fn drop_on_departure(
+/// Drops the watched connections (members of meetings owned elsewhere) that
+/// can no longer hear their owner: those whose owner's node died, and all of
+/// them while this node's bus is disconnected. No `disconnect` line: their
+/// pages reconnect (503 until the owner can be reached) and replay what they
+/// missed, instead of sitting in a meeting that no longer reaches them.
+async fn drop_cut_off_members(
     mut departures: tokio::sync::broadcast::Receiver<NodeId>,
     watched: Weak<Mutex<HashMap<ConnId, (NodeId, OutboxSender)>>>,
+    relay: Relay,
 ) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let node = match departures.recv().await {
-            Ok(n) => n,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        // Some(node): that node's meetings; None: every meeting owned elsewhere.
+        let which = tokio::select! {
+            r = departures.recv() => match r {
+                Ok(n) => Some(n),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if relay.bus().health().connected {
+                    if watched.strong_count() == 0 {
+                        return;
+                    }
+                    continue;
+                }
+                None
+            }
         };
         let Some(w) = watched.upgrade() else { return };
         let ended: Vec<OutboxSender> = w
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|(owner, _)| *owner == node)
+            .filter(|(owner, o)| which.is_none_or(|n| *owner == n) && !o.is_closed())
             .map(|(_, o)| o.clone())
             .collect();
         if !ended.is_empty() {
-            tracing::info!(node = %node, members = ended.len(), "a meeting owner's node died: dropping its members here");
+            match which {
+                Some(node) => {
+                    tracing::info!(node = %node, members = ended.len(), "a meeting owner's node died: dropping its members here")
+                }
+                None => tracing::warn!(
+                    members = ended.len(),
+                    "cluster bus disconnected: dropping the members of meetings owned elsewhere"
+                ),
+            }
         }
         for o in ended {
             o.close(owner_gone());

@@ -1,14 +1,14 @@
 //! Meetings on several nodes: one owner per meeting, reached over the bus.
 //!
-//! The node that first needs a meeting claims it ([`Presence`] space
+//! The node that first needs a meeting claims it ([`Presence`](switchboard_core::Presence) space
 //! [`SPACE`], key = the meeting id) for an internal endpoint of its own (a
 //! connection id registered with
 //! [`Registry::register_internal`](switchboard_core::Registry::register_internal)),
-//! subscribes that endpoint to the meeting's [`owner_topic`] and runs the
+//! subscribes that endpoint to the meeting's owner topic (`meet:o:<id>`) and runs the
 //! meeting's actor. Every other node sends its members' joins, commands and
-//! leaves there as [`ToOwner`] messages with [`Relay::deliver_to_one`], which
+//! leaves there as `ToOwner` messages (JSON) with [`Relay::deliver_to_one`], which
 //! says how many received it: none means the owner is gone. A member
-//! connected to another node subscribes its own [`connection_topic`] before
+//! connected to another node subscribes its own topic (`meet:c:<connection>`) before
 //! its join is sent; the owner publishes that member's frames, and ends it
 //! (a close on the topic), there. The claim is honoured while the owner's node
 //! lives; when it dies, the next node that needs the meeting takes the claim
