@@ -105,7 +105,8 @@ impl Records for LocalRecords {
     ) -> BusFuture<'a, Result<(), RecordsError>> {
         ready(self.with(space, key, |st, k| {
             match (st.records.get(&k), expected) {
-                (None, _) => return Ok(()),
+                (None, None) => return Ok(()),
+                (None, Some(_)) => return Err(RecordsError::Conflict),
                 (Some(r), Some(e)) if r.revision != e => return Err(RecordsError::Conflict),
                 _ => {}
             }

@@ -563,6 +563,11 @@ async fn records_compare_and_set(b: Backend) {
         .await
         .expect("delete");
     assert_eq!(r1.get("things", "a/b c").await.expect("get"), None);
+    assert_eq!(
+        r1.delete("things", "a/b c", Some(rev2)).await,
+        Err(RecordsError::Conflict),
+        "a second delete of the same revision loses"
+    );
     r0.delete("things", "never", None)
         .await
         .expect("deleting nothing is fine");

@@ -96,7 +96,9 @@ pub trait Records: Send + Sync + Debug + 'static {
     ) -> BusFuture<'a, Result<Revision, RecordsError>>;
 
     /// Deletes the record (if it still has revision `expected`, when given).
-    /// Deleting a record that does not exist succeeds.
+    /// Without `expected`, deleting a record that does not exist succeeds; with
+    /// it, a record deleted meanwhile is a [`RecordsError::Conflict`], so of two
+    /// compare-and-set deletes of one revision exactly one wins.
     fn delete<'a>(
         &'a self,
         space: &'a str,
