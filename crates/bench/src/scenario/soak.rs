@@ -403,6 +403,7 @@ pub async fn run(ctx: &Ctx, args: &SoakArgs) -> Result<SoakSummary, ScenarioErro
         args.clone(),
         end,
         shared.clone(),
+        progress.clone(),
     ));
 
     // Sample until the end.
@@ -573,7 +574,15 @@ async fn client(
         shared.connects.fetch_add(1, Ordering::Relaxed);
         shared.open.fetch_add(1, Ordering::Relaxed);
         let leave_at = (Instant::now() + rng.exp(timing.lifetime_mean)).min(timing.end);
-        let ended = live(&mut ws, role, leave_at, timing.slow_pause, &shared).await;
+        let ended = live(
+            &mut ws,
+            role,
+            leave_at,
+            timing.slow_pause,
+            &shared,
+            &progress,
+        )
+        .await;
         match ended {
             Some(end) => {
                 // The server ended it: count how, and come back after a pause.
@@ -604,6 +613,7 @@ async fn live(
     leave_at: Instant,
     slow_pause: Duration,
     shared: &Shared,
+    progress: &Progress,
 ) -> Option<End> {
     let deadline = tokio::time::sleep_until(leave_at.into());
     tokio::pin!(deadline);
@@ -632,6 +642,7 @@ async fn live(
                 .unwrap_or_else(|e| e.into_inner())
                 .record_ns(latency);
             shared.delivered.fetch_add(1, Ordering::Relaxed);
+            Progress::add(&progress.received, 1);
         }
         if role == Role::Slow {
             tokio::select! {
@@ -650,6 +661,7 @@ async fn publish(
     args: SoakArgs,
     end: Instant,
     shared: Arc<Shared>,
+    progress: Arc<Progress>,
 ) {
     if args.publish_rate <= 0.0 {
         return;
@@ -657,11 +669,12 @@ async fn publish(
     let mut tasks = JoinSet::new();
     let per = args.publish_rate / args.publishers as f64;
     for stream in 0..args.publishers {
-        let (dialer, authority, base, shared) = (
+        let (dialer, authority, base, shared, progress) = (
             dialer.clone(),
             authority.clone(),
             base.clone(),
             shared.clone(),
+            progress.clone(),
         );
         let (channels, size) = (args.channels, args.size as usize);
         tasks.spawn(async move {
@@ -696,6 +709,7 @@ async fn publish(
                 };
                 if ok {
                     shared.published.fetch_add(1, Ordering::Relaxed);
+                    Progress::add(&progress.sent, 1);
                 } else {
                     conn = None;
                     shared.publish_errors.fetch_add(1, Ordering::Relaxed);
