@@ -420,7 +420,7 @@ async fn bench_fanout_drives_three_nodes_without_loss_or_reordering() {
 }
 
 /// The personas take the cluster's settings from `SWITCHBOARD_CLUSTER_*`, as
-/// `serve` does: two Pinghub personas on one NATS are one pubsub.
+/// `serve` does: three Pinghub personas on one NATS are one pubsub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personas_join_a_cluster_from_the_environment() {
     let Some(nats) = switchboard_testkit::nats::NatsServer::start() else {
@@ -439,8 +439,8 @@ async fn personas_join_a_cluster_from_the_environment() {
             1,
         )
     };
-    let (a, b) = (node("persona-a"), node("persona-b"));
-    for p in [&a, &b] {
+    let nodes = [node("persona-a"), node("persona-b"), node("persona-c")];
+    for p in &nodes {
         assert!(
             p.wait_for_line("connected to NATS", Duration::from_secs(30))
                 .is_some(),
@@ -448,8 +448,10 @@ async fn personas_join_a_cluster_from_the_environment() {
             p.output(30)
         );
     }
-    let mut sub = ws::connect(a.addr(), "/across").await;
-    let r = http::post(b.addr(), "/across", b"from the other persona").await;
+    let mut a = ws::connect(nodes[0].addr(), "/across").await;
+    let mut b = ws::connect(nodes[1].addr(), "/across").await;
+    let r = http::post(nodes[2].addr(), "/across", b"from the other persona").await;
     assert_eq!(r.status, 200);
-    assert_eq!(sub.text().await, "from the other persona");
+    assert_eq!(a.text().await, "from the other persona");
+    assert_eq!(b.text().await, "from the other persona");
 }
