@@ -573,13 +573,8 @@ async fn manager(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Command>) {
                     }
                 }
                 Command::Unsubscribe(st) => {
+                    // The who-task withdraws the interest (see `withdraw`).
                     st.cancel.cancel();
-                    if st.handshake && st.is_ready() {
-                        let subject = inner.conn.subjects().who(&st.topic);
-                        let _ = client
-                            .publish(subject, who_message(MINUS, inner.node))
-                            .await;
-                    }
                 }
             }
         }
@@ -651,7 +646,8 @@ async fn topic_task(inner: Weak<Inner>, st: Arc<TopicState>, mut sub: Subscriber
 async fn who_task(inner: Weak<Inner>, st: Arc<TopicState>, mut sub: Subscriber) {
     loop {
         let msg = tokio::select! {
-            () = st.cancel.cancelled() => return,
+            biased;
+            () = st.cancel.cancelled() => return withdraw(&inner, &st, sub).await,
             m = sub.next() => match m { Some(m) => m, None => return },
         };
         let Some(inner) = inner.upgrade() else { return };
@@ -686,6 +682,23 @@ async fn who_task(inner: Weak<Inner>, st: Arc<TopicState>, mut sub: Subscriber) 
                 );
             }
         }
+    }
+}
+
+/// Withdraws this node's interest in `st`'s topic: unsubscribes the
+/// who-subject, then announces the withdrawal there. Both go out on one
+/// connection in that order, so a node that re-asks on hearing the withdrawal
+/// can no longer be answered by this node (which would keep it off the fast
+/// path). [`NatsBus::close`] announces its own withdrawals.
+async fn withdraw(inner: &Weak<Inner>, st: &TopicState, mut sub: Subscriber) {
+    let _ = sub.unsubscribe().await;
+    let Some(inner) = inner.upgrade() else { return };
+    if inner.closed.load(Ordering::Acquire) || !st.is_ready() {
+        return;
+    }
+    if let Some(c) = inner.conn.client() {
+        let subject = inner.conn.subjects().who(&st.topic);
+        let _ = c.publish(subject, who_message(MINUS, inner.node)).await;
     }
 }
 
