@@ -288,6 +288,17 @@ struct Plan {
     start: Arc<Barrier>,
 }
 
+impl Plan {
+    /// When member `index` sends its first line, after the start (paced runs only).
+    fn phase(&self, index: u64) -> Duration {
+        if self.members == 0 {
+            return Duration::ZERO;
+        }
+        let share = (index % self.members) as f64 / self.members as f64;
+        self.interval.mul_f64(share)
+    }
+}
+
 /// The next text frame, or how the connection ended.
 async fn read_text(
     rx: &mut futures_util::stream::SplitStream<WsConn>,
@@ -334,7 +345,9 @@ async fn member(ws: WsConn, index: u64, plan: Arc<Plan>, progress: Arc<Progress>
             joins += t.matches("joined the meeting\"").count() as u64;
         }
         plan.start.wait().await;
-        let t0 = Instant::now();
+        // Paced: member i starts i/members of an interval late, so the members' lines
+        // interleave evenly instead of all members sending at once every interval.
+        let t0 = Instant::now() + plan.phase(index);
         let mut sent = 0u64;
         let mut last_id = 0i64;
         let mut own_back = 0u64;
@@ -595,5 +608,20 @@ mod tests {
         );
         assert_eq!(parse_line(&frame), Some((9, stamp)));
         assert_eq!(parse_line(r#"{"type":"users","data":{}}"#), None);
+    }
+
+    #[test]
+    fn paced_members_interleave_evenly() {
+        let plan = Plan {
+            members: 4,
+            messages: 1,
+            size: 64,
+            interval: Duration::from_millis(200),
+            idle: Duration::from_secs(1),
+            start: Arc::new(Barrier::new(1)),
+        };
+        let phases: Vec<_> = (0..4).map(|i| plan.phase(i)).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(phases, [ms(0), ms(50), ms(100), ms(150)]);
     }
 }
