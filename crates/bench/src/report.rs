@@ -25,6 +25,44 @@ pub trait Summary: Serialize {
     fn human(&self, out: &mut Lines);
 }
 
+/// The failed checks of a run, in the words [`Summary::failures`] returns:
+/// each check adds its line only when it fails.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    /// `"{missing} of {expected} {what}"` when only `got` of `expected` happened.
+    pub fn short_of(mut self, got: u64, expected: u64, what: &str) -> Self {
+        if got < expected {
+            self.0
+                .push(format!("{} of {expected} {what}", expected - got));
+        }
+        self
+    }
+
+    /// `"{n} {what}"` when `n` is not zero.
+    pub fn count(mut self, n: u64, what: &str) -> Self {
+        if n > 0 {
+            self.0.push(format!("{n} {what}"));
+        }
+        self
+    }
+
+    /// `text` when `failed`.
+    pub fn check(mut self, failed: bool, text: impl Into<String>) -> Self {
+        if failed {
+            self.0.push(text.into());
+        }
+        self
+    }
+
+    /// The lines, in the order the checks ran.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
 /// Aligned `key  value` lines under a heading.
 #[derive(Debug, Default)]
 pub struct Lines {
@@ -156,6 +194,25 @@ pub fn fmt_tally(tally: &Tally) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_list_only_the_checks_that_failed() {
+        let none = Failures::default()
+            .short_of(10, 10, "lines missing")
+            .count(0, "out of order")
+            .check(false, "never")
+            .into_vec();
+        assert!(none.is_empty());
+        let some = Failures::default()
+            .short_of(7, 10, "lines missing")
+            .count(2, "out of order")
+            .check(true, "no sample taken")
+            .into_vec();
+        assert_eq!(
+            some,
+            ["3 of 10 lines missing", "2 out of order", "no sample taken"]
+        );
+    }
 
     #[test]
     fn number_formats() {

@@ -21,7 +21,7 @@ use super::{Ctx, End, ScenarioError};
 use crate::cli::{ChurnArgs, secs};
 use crate::net::{Dialer, WsConn};
 use crate::progress::Progress;
-use crate::report::{Lines, Summary, fmt_latency, fmt_rate, fmt_tally};
+use crate::report::{Failures, Lines, Summary, fmt_latency, fmt_rate, fmt_tally};
 use crate::stats::{Latency, LatencySummary, Tally};
 
 /// The result of a `churn` run.
@@ -67,12 +67,9 @@ impl Summary for ChurnSummary {
     }
 
     fn failures(&self) -> Vec<String> {
-        let failed = self.errors.total();
-        if failed > 0 {
-            vec![format!("{failed} connections failed")]
-        } else {
-            Vec::new()
-        }
+        Failures::default()
+            .count(self.errors.total(), "connections failed")
+            .into_vec()
     }
 
     fn human(&self, out: &mut Lines) {

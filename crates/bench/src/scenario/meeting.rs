@@ -29,12 +29,12 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio::task::JoinSet;
 use tokio_websockets::{ClientBuilder, Limits, Message};
 
-use super::{Ctx, End};
+use super::{Ctx, End, next_text};
 use crate::cli::secs;
 use crate::net::{Dialer, NetError, Target, WsConn};
 use crate::payload::{self, HEADER_LEN, Stamp};
 use crate::progress::Progress;
-use crate::report::{Lines, Summary, fmt_count, fmt_latency, fmt_rate, fmt_tally};
+use crate::report::{Failures, Lines, Summary, fmt_count, fmt_latency, fmt_rate, fmt_tally};
 use crate::stats::{Latency, LatencySummary, Tally};
 
 /// `meeting` options.
@@ -128,27 +128,13 @@ impl Summary for MeetingSummary {
     }
 
     fn failures(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.delivered < self.expected {
-            out.push(format!(
-                "{} of {} deliveries missing",
-                self.expected - self.delivered,
-                self.expected
-            ));
-        }
-        if self.out_of_order > 0 {
-            out.push(format!("{} deliveries out of order", self.out_of_order));
-        }
-        if self.id_regressions > 0 {
-            out.push(format!("{} ids did not increase", self.id_regressions));
-        }
-        if self.disconnects.total() > 0 {
-            out.push(format!("{} members ended early", self.disconnects.total()));
-        }
-        if self.errors.total() > 0 {
-            out.push(format!("{} members failed to connect", self.errors.total()));
-        }
-        out
+        Failures::default()
+            .short_of(self.delivered, self.expected, "deliveries missing")
+            .count(self.out_of_order, "deliveries out of order")
+            .count(self.id_regressions, "ids did not increase")
+            .count(self.disconnects.total(), "members ended early")
+            .count(self.errors.total(), "members failed to connect")
+            .into_vec()
     }
 
     fn human(&self, out: &mut Lines) {
@@ -299,28 +285,6 @@ impl Plan {
     }
 }
 
-/// The next text frame, or how the connection ended.
-async fn read_text(
-    rx: &mut futures_util::stream::SplitStream<WsConn>,
-    idle: Duration,
-) -> Result<String, End> {
-    loop {
-        match tokio::time::timeout(idle, rx.next()).await {
-            Err(_) => return Err(End::Stopped),
-            Ok(None) => return Err(End::Eof),
-            Ok(Some(Err(e))) => return Err(End::from_error(&e)),
-            Ok(Some(Ok(msg))) => {
-                if let Some(end) = End::from_message(&msg) {
-                    return Err(end);
-                }
-                if let Some(t) = msg.as_text() {
-                    return Ok(t.to_owned());
-                }
-            }
-        }
-    }
-}
-
 /// One member: waits for everyone's join, then sends its lines and reads
 /// until it has every member's.
 async fn member(ws: WsConn, index: u64, plan: Arc<Plan>, progress: Arc<Progress>) -> Member {
@@ -340,9 +304,13 @@ async fn member(ws: WsConn, index: u64, plan: Arc<Plan>, progress: Arc<Progress>
     let mut joins = 0u64;
     let outcome: Result<(), End> = async {
         while joins < plan.members {
-            let t = read_text(&mut rx, plan.idle).await?;
+            let frame = next_text(&mut rx, plan.idle).await?;
             // Join lines come live, or several at once in the history replay.
-            joins += t.matches("joined the meeting\"").count() as u64;
+            joins += frame
+                .as_text()
+                .unwrap_or_default()
+                .matches("joined the meeting\"")
+                .count() as u64;
         }
         plan.start.wait().await;
         // Paced: member i starts i/members of an interval late, so the members' lines
@@ -380,12 +348,12 @@ async fn member(ws: WsConn, index: u64, plan: Arc<Plan>, progress: Arc<Progress>
                 (t0 + plan.interval * u32::try_from(sent).unwrap_or(u32::MAX))
                     .saturating_duration_since(Instant::now())
             };
-            let text = match tokio::time::timeout(wait, read_text(&mut rx, plan.idle)).await {
+            let frame = match tokio::time::timeout(wait, next_text(&mut rx, plan.idle)).await {
                 Err(_) if sent < plan.messages => continue,
                 Err(_) => return Err(End::Stopped),
                 Ok(r) => r?,
             };
-            let Some((id, stamp)) = parse_line(&text) else {
+            let Some((id, stamp)) = parse_line(frame.as_text().unwrap_or_default()) else {
                 continue;
             };
             m.delivered += 1;

@@ -144,6 +144,30 @@ impl End {
     }
 }
 
+/// The next text message on `rx`, skipping pings, pongs and binary frames;
+/// or how the connection ended (`End::Stopped` when nothing arrived for
+/// `idle`). The returned message is always text.
+pub async fn next_text<S>(rx: &mut S, idle: Duration) -> Result<Message, End>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_websockets::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(idle, rx.next()).await {
+            Err(_) => return Err(End::Stopped),
+            Ok(None) => return Err(End::Eof),
+            Ok(Some(Err(e))) => return Err(End::from_error(&e)),
+            Ok(Some(Ok(m))) => {
+                if let Some(end) = End::from_message(&m) {
+                    return Err(end);
+                }
+                if m.is_text() {
+                    return Ok(m);
+                }
+            }
+        }
+    }
+}
+
 /// Sends a Close 1000 and waits up to `timeout` for the server's Close reply
 /// (or the end of the stream). Errors are ignored: the connection is being
 /// dropped anyway.

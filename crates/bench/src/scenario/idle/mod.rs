@@ -28,7 +28,7 @@ use crate::cli::{IdleArgs, PublishMode, secs};
 use crate::http::PostConn;
 use crate::procfs::{self, Settled};
 use crate::progress::Progress;
-use crate::report::{Lines, Summary, fmt_bytes, fmt_rate, fmt_tally};
+use crate::report::{Failures, Lines, Summary, fmt_bytes, fmt_rate, fmt_tally};
 use crate::stats::Tally;
 
 /// The result of an `idle` run.
@@ -86,26 +86,18 @@ impl Summary for IdleSummary {
     }
 
     fn failures(&self) -> Vec<String> {
-        let mut failures = Vec::new();
-        if self.connected < self.connections {
-            failures.push(format!(
-                "{} connections failed",
-                self.connections - self.connected
-            ));
-        }
-        if self.verified < self.connected {
-            failures.push(format!(
-                "{} connections missed the verification message",
-                self.connected - self.verified
-            ));
-        }
-        if self.unexpected_messages > 0 {
-            failures.push(format!("{} unexpected messages", self.unexpected_messages));
-        }
-        if self.disconnects.total() > 0 {
-            failures.push(format!("{} connections dropped", self.disconnects.total()));
-        }
-        failures
+        Failures::default()
+            .count(
+                self.connections.saturating_sub(self.connected),
+                "connections failed",
+            )
+            .count(
+                self.connected.saturating_sub(self.verified),
+                "connections missed the verification message",
+            )
+            .count(self.unexpected_messages, "unexpected messages")
+            .count(self.disconnects.total(), "connections dropped")
+            .into_vec()
     }
 
     fn human(&self, out: &mut Lines) {
