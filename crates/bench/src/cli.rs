@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Load generator for Switchboard's WebSocket services.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard-bench", version, about, long_about = None)]
+#[command(name = "switchboard-bench", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// Options every scenario understands.
     #[command(flatten)]
@@ -61,6 +61,11 @@ pub struct CommonArgs {
     /// Hard limit on the whole run, in seconds; the run fails if it is hit.
     #[arg(long, global = true, default_value_t = 900.0)]
     pub timeout: f64,
+
+    /// Also write the run's summary and command line to FILE, for a later
+    /// `switchboard-bench compare FILE`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl CommonArgs {
@@ -110,6 +115,25 @@ pub enum Scenario {
     /// samples the server's RSS, descriptors, tasks and p99, reports slopes, and fails
     /// when descriptors or tasks do not return to baseline after the clients leave.
     Soak(crate::scenario::soak::SoakArgs),
+    /// Reruns the command recorded in FILE (by `--record`) and reports every
+    /// figure as a ratio to the recorded one, marking those worse by more
+    /// than `--tolerance`. Options after `--` are added to the recorded ones
+    /// and win over them (`compare base.json -- --url ws://…`). The exit
+    /// status is the rerun's own.
+    Compare(CompareArgs),
+}
+
+/// `compare` options.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// A file written by `--record`.
+    pub file: std::path::PathBuf,
+    /// Mark figures worse than recorded by more than this fraction.
+    #[arg(long, default_value_t = 0.2)]
+    pub tolerance: f64,
+    /// Options for the rerun, after `--` (they win over the recorded ones).
+    #[arg(last = true)]
+    pub overrides: Vec<String>,
 }
 
 /// How messages are published.

@@ -11,11 +11,14 @@
 //! - [`stats`]: sequence/order checking, latency histograms, tallies;
 //! - [`progress`]: live counters and the progress line;
 //! - [`report`]: summaries as text or JSON;
+//! - [`compare`]: `--record` and `compare`, a rerun's figures as ratios to a
+//!   recorded run;
 //! - [`procfs`]: process memory and file limits;
 //! - [`worker`]: child processes of the bench that hold a share of the
 //!   connections.
 
 pub mod cli;
+pub mod compare;
 pub mod http;
 pub mod net;
 pub mod payload;

@@ -2,6 +2,10 @@
 //! builds the runtime, runs one scenario under the `--timeout` bound and
 //! prints its summary.
 //!
+//! With `--record FILE` the summary and the command line are also written to
+//! FILE; `compare FILE` reruns that command line and prints each figure's
+//! ratio to the recorded one after the summary.
+//!
 //! Exit status: 0 when every correctness check passed, 1 when one failed
 //! (loss, reordering, missing messages, failed connections), 2 when the run
 //! could not be carried out (bad arguments, server unreachable, timeout).
@@ -11,15 +15,21 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
-use switchboard_bench::cli::{Cli, Scenario};
+use switchboard_bench::cli::{Cli, CompareArgs, Scenario};
+use switchboard_bench::compare::{self, Record};
 use switchboard_bench::procfs;
 use switchboard_bench::progress::Ticker;
 use switchboard_bench::report::{Summary, render};
 use switchboard_bench::scenario::{Ctx, churn, fanout, idle, meeting, pairs, rtc, soak};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let cli = Cli::parse();
-    match run(cli) {
+    let result = match &cli.scenario {
+        Scenario::Compare(c) => rerun(c.clone()),
+        _ => record(cli, &args),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -29,8 +39,51 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the chosen scenario; `Ok(false)` means a correctness check failed.
-fn run(cli: Cli) -> Result<bool> {
+/// What a finished run printed and how it went.
+struct Outcome {
+    /// Every correctness check passed.
+    ok: bool,
+    /// The summary as `--json` prints it.
+    json: serde_json::Value,
+}
+
+/// Runs the command line; with `--record`, writes the record.
+fn record(cli: Cli, args: &[String]) -> Result<bool> {
+    let path = cli.common.record.clone();
+    let outcome = run(cli)?;
+    if let Some(path) = path {
+        let record = Record {
+            argv: compare::recordable_argv(args),
+            result: outcome.json,
+        };
+        record.write(&path)?;
+    }
+    Ok(outcome.ok)
+}
+
+/// `compare`: reruns a recorded command line and prints the ratios.
+fn rerun(c: CompareArgs) -> Result<bool> {
+    let record = Record::read(&c.file)?;
+    let argv = record.rerun_argv(&c.overrides);
+    let cli = Cli::try_parse_from(std::iter::once("switchboard-bench".to_owned()).chain(argv))
+        .with_context(|| format!("the command line recorded in {}", c.file.display()))?;
+    if matches!(cli.scenario, Scenario::Compare(_)) || cli.common.record.is_some() {
+        bail!(
+            "{}: a recorded command line cannot compare or record again",
+            c.file.display()
+        );
+    }
+    let outcome = run(cli)?;
+    let rows = compare::compare(&record.result, &outcome.json, c.tolerance);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(compare::render(&rows, c.tolerance).as_bytes())
+        .context("writing the comparison")?;
+    Ok(outcome.ok)
+}
+
+/// Runs the chosen scenario and prints its summary.
+fn run(cli: Cli) -> Result<Outcome> {
     if let Err(e) = procfs::raise_nofile_limit() {
         eprintln!("switchboard-bench: warning: {e}");
     }
@@ -66,7 +119,7 @@ fn run(cli: Cli) -> Result<bool> {
     outcome
 }
 
-async fn scenario(cli: Cli) -> Result<bool> {
+async fn scenario(cli: Cli) -> Result<Outcome> {
     let json = cli.common.json;
     let ctx = Ctx::new(cli.common).await.context("preparing the run")?;
     let _ticker = Ticker::start(ctx.progress.clone(), !json);
@@ -74,7 +127,10 @@ async fn scenario(cli: Cli) -> Result<bool> {
         Scenario::Fanout(args) => emit(&fanout::run(&ctx, args).await?, json),
         Scenario::Idle(args) if args.worker => {
             idle::run_worker(&ctx, args).await?;
-            Ok(true)
+            Ok(Outcome {
+                ok: true,
+                json: serde_json::Value::Null,
+            })
         }
         Scenario::Idle(args) => emit(&idle::run(&ctx, args).await?, json),
         Scenario::Churn(args) => emit(&churn::run(&ctx, args).await?, json),
@@ -82,16 +138,26 @@ async fn scenario(cli: Cli) -> Result<bool> {
         Scenario::Pairs(args) => emit(&pairs::run(&ctx, args).await?, json),
         Scenario::Meeting(args) => emit(&meeting::run(&ctx, args).await?, json),
         Scenario::Soak(args) => emit(&soak::run(&ctx, args).await?, json),
+        Scenario::Compare(_) => bail!("compare runs a recorded command line, not itself"),
     }
 }
 
-/// Prints the summary on stdout; returns whether it passed.
-fn emit<S: Summary>(summary: &S, json: bool) -> Result<bool> {
+/// Prints the summary on stdout; returns whether it passed, and its JSON.
+fn emit<S: Summary>(summary: &S, json: bool) -> Result<Outcome> {
     let text = render(summary, json).context("rendering the summary")?;
+    let value = if json {
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_str(&render(summary, true).context("rendering the summary")?)
+    }
+    .context("reading the summary back")?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
         .context("writing the summary")?;
     stdout.flush().context("writing the summary")?;
-    Ok(summary.failures().is_empty())
+    Ok(Outcome {
+        ok: summary.failures().is_empty(),
+        json: value,
+    })
 }

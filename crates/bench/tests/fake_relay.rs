@@ -265,3 +265,77 @@ async fn churn_completes_every_cycle() {
     );
     assert_eq!(summary.echo_latency.count, 50);
 }
+
+/// Runs the bench binary with `args`; returns its exit code and stdout.
+async fn bench(args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args(args)
+        .output()
+        .await
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("error:"), "{stderr}");
+    (out.status.code(), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_is_rerun_and_compared_figure_by_figure() {
+    let addr = start_relay(Faults::default()).await;
+    let url = format!("ws://{addr}/pubsub/compare");
+    let dir = std::env::temp_dir().join(format!("sb-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("base.json");
+    let file = file.to_str().unwrap();
+    let (code, _) = bench(&[
+        "fanout",
+        "--url",
+        &url,
+        "--sources",
+        "1",
+        "--subscribers",
+        "3",
+        "--messages",
+        "40",
+        "--record",
+        file,
+    ])
+    .await;
+    assert_eq!(code, Some(0));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(record["argv"][0], "fanout");
+    assert!(!record["argv"].to_string().contains("--record"));
+    assert_eq!(record["result"]["deliveries"], 120);
+
+    // The same run again: every figure is listed with its ratio.
+    let (code, out) = bench(&["compare", file, "--", "--timeout", "60"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("compared with the record"), "{out}");
+    assert!(out.contains("deliveries_per_sec"), "{out}");
+    assert!(out.contains("figures worse than recorded"), "{out}");
+
+    // A record five orders of magnitude faster than any run: marked, and the
+    // exit status still follows only the correctness checks.
+    let mut fast = record.clone();
+    fast["result"]["deliveries_per_sec"] = serde_json::json!(1e12);
+    std::fs::write(file, fast.to_string()).unwrap();
+    let (code, out) = bench(&["compare", file]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("deliveries_per_sec"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with("WORSE"), "{line}");
+
+    // Not a record: a clear error, exit status 2.
+    std::fs::write(file, "{}").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args(["compare", file])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a record"));
+    std::fs::remove_dir_all(&dir).ok();
+}
