@@ -15,43 +15,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 subscribers="${1:-1000}"
 messages="${2:-20000}"
 rate="${3:-500}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-cargo build --release -q -p switchboard -p switchboard-bench
-bin=target/release/switchboard
-bench=target/release/switchboard-bench
-nats="$(command -v nats-server || echo /usr/sbin/nats-server)"
-
-"$nats" -a 127.0.0.1 -p -1 -js -sd "$work/js" >"$work/nats.log" 2>&1 &
-pids+=($!)
-nats_pid=$!
-for _ in $(seq 100); do
-    port="$(grep -o 'client connections on 127.0.0.1:[0-9]*' "$work/nats.log" | grep -o '[0-9]*$' || true)"
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "nats-server did not start"; cat "$work/nats.log"; exit 1; }
-
-# start NAME CONFIG: runs a node, prints its address once it listens.
-start() {
-    local name=$1 config=$2
-    env -u SWITCHBOARD_CONFIG "$bin" serve --config "$config" >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=($!)
-    echo $! >"$work/$name.pid"
-    for _ in $(seq 200); do
-        addr="$(grep -o 'listening on http://[0-9.:]*' "$work/$name.out" | head -1 | sed 's#.*http://##' || true)"
-        [ -n "$addr" ] && { echo "$addr"; return; }
-        sleep 0.05
-    done
-    echo "node $name did not start" >&2; cat "$work/$name.err" >&2; exit 1
-}
+source scripts/lib/bench.sh
+bench_init
+bench_nats
+port=$nats_port
 
 common='[server]
 listen = ["127.0.0.1:0"]
@@ -71,11 +38,11 @@ outbox_bytes = 67108864
 [log]
 level = "warn"'
 printf '%s\n' "$common" >"$work/single.toml"
-single="$(start single "$work/single.toml")"
+single="$(bench_start single "$work/single.toml")"
 for i in 1 2 3; do
     printf '%s\n[cluster]\nnats_url = "nats://127.0.0.1:%s"\nnode_name = "bench%s"\nsubject_prefix = "bench"\n' \
         "$common" "$port" "$i" >"$work/node$i.toml"
-    eval "node$i=\$(start node$i \"\$work/node$i.toml\")"
+    eval "node$i=\$(bench_start node$i \"\$work/node$i.toml\")"
 done
 sleep 2 # the three nodes hear each other's heartbeats
 
