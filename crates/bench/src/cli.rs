@@ -121,6 +121,31 @@ pub enum Scenario {
     /// and win over them (`compare base.json -- --url ws://…`). The exit
     /// status is the rerun's own.
     Compare(CompareArgs),
+    /// Writes an SVG line chart of CSV rows `series,x,y` (for example a
+    /// sweep's results) to `--out`; runs nothing.
+    Plot(PlotArgs),
+}
+
+/// `plot` options.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// The CSV file (`series,x,y` rows; a header row is skipped).
+    pub csv: std::path::PathBuf,
+    /// Where to write the SVG.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Title above the chart.
+    #[arg(long, default_value = "")]
+    pub title: String,
+    /// Label of the x axis.
+    #[arg(long, default_value = "")]
+    pub x_label: String,
+    /// Label of the y axis.
+    #[arg(long, default_value = "")]
+    pub y_label: String,
+    /// A logarithmic x axis.
+    #[arg(long)]
+    pub log_x: bool,
 }
 
 /// `compare` options.

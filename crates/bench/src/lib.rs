@@ -11,6 +11,7 @@
 //! - [`stats`]: sequence/order checking, latency histograms, tallies;
 //! - [`progress`]: live counters and the progress line;
 //! - [`report`]: summaries as text or JSON;
+//! - [`plot`]: a sweep's results as an SVG line chart;
 //! - [`compare`]: `--record` and `compare`, a rerun's figures as ratios to a
 //!   recorded run;
 //! - [`procfs`]: process memory and file limits;
@@ -22,6 +23,7 @@ pub mod compare;
 pub mod http;
 pub mod net;
 pub mod payload;
+pub mod plot;
 pub mod procfs;
 pub mod progress;
 pub mod report;

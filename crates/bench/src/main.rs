@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
-use switchboard_bench::cli::{Cli, CompareArgs, Scenario};
+use switchboard_bench::cli::{Cli, CompareArgs, PlotArgs, Scenario};
 use switchboard_bench::compare::{self, Record};
 use switchboard_bench::procfs;
 use switchboard_bench::progress::Ticker;
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.scenario {
         Scenario::Compare(c) => rerun(c.clone()),
+        Scenario::Plot(p) => plot(p).map(|()| true),
         _ => record(cli, &args),
     };
     match result {
@@ -67,7 +68,9 @@ fn rerun(c: CompareArgs) -> Result<bool> {
     let argv = record.rerun_argv(&c.overrides);
     let cli = Cli::try_parse_from(std::iter::once("switchboard-bench".to_owned()).chain(argv))
         .with_context(|| format!("the command line recorded in {}", c.file.display()))?;
-    if matches!(cli.scenario, Scenario::Compare(_)) || cli.common.record.is_some() {
+    if matches!(cli.scenario, Scenario::Compare(_) | Scenario::Plot(_))
+        || cli.common.record.is_some()
+    {
         bail!(
             "{}: a recorded command line cannot compare or record again",
             c.file.display()
@@ -80,6 +83,21 @@ fn rerun(c: CompareArgs) -> Result<bool> {
         .write_all(compare::render(&rows, c.tolerance).as_bytes())
         .context("writing the comparison")?;
     Ok(outcome.ok)
+}
+
+/// `plot`: CSV in, SVG out.
+fn plot(p: &PlotArgs) -> Result<()> {
+    use switchboard_bench::plot;
+    let csv =
+        std::fs::read_to_string(&p.csv).with_context(|| format!("reading {}", p.csv.display()))?;
+    let series = plot::parse_csv(&csv).with_context(|| p.csv.display().to_string())?;
+    let labels = plot::Labels {
+        title: p.title.clone(),
+        x: p.x_label.clone(),
+        y: p.y_label.clone(),
+    };
+    let doc = plot::svg(&series, &labels, p.log_x)?;
+    std::fs::write(&p.out, doc).with_context(|| format!("writing {}", p.out.display()))
 }
 
 /// Runs the chosen scenario and prints its summary.
@@ -138,7 +156,7 @@ async fn scenario(cli: Cli) -> Result<Outcome> {
         Scenario::Pairs(args) => emit(&pairs::run(&ctx, args).await?, json),
         Scenario::Meeting(args) => emit(&meeting::run(&ctx, args).await?, json),
         Scenario::Soak(args) => emit(&soak::run(&ctx, args).await?, json),
-        Scenario::Compare(_) => bail!("compare runs a recorded command line, not itself"),
+        Scenario::Compare(_) | Scenario::Plot(_) => bail!("not a scenario"),
     }
 }
 
