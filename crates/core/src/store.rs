@@ -136,6 +136,14 @@ pub enum StoreError {
         /// The migrator's detail.
         message: String,
     },
+    /// A meeting's log write carried a writer epoch that is no longer the
+    /// meeting's: another writer has taken the meeting over since. Nothing
+    /// was written; the caller must stop writing to that meeting.
+    #[error("store refused {op}: another writer has taken the meeting over")]
+    Fenced {
+        /// The operation that was refused.
+        op: &'static str,
+    },
     /// The backend answered with an error this layer does not expect (an SQL
     /// error, a constraint, undecodable data). Usually a bug or a damaged
     /// database; retrying will not help.
@@ -158,6 +166,7 @@ impl StoreError {
             StoreError::Closed => "closed",
             StoreError::InvalidKey { .. } => "invalid_key",
             StoreError::Migration { .. } => "migration",
+            StoreError::Fenced { .. } => "fenced",
             StoreError::Backend { .. } => "backend",
         }
     }

@@ -51,6 +51,7 @@ pub(crate) struct Queries {
     log: &'static str,
     poll: &'static str,
     vote: &'static str,
+    writer: &'static str,
     now: &'static str,
     time_of_t: String,
     date_of_t: String,
@@ -60,7 +61,7 @@ pub(crate) struct Queries {
 
 impl Queries {
     pub(crate) fn new<D: Dialect>(schema: MeetingSchema) -> Queries {
-        let (meeting, member, key, admin, log, poll, vote) = match schema {
+        let (meeting, member, key, admin, log, poll, vote, writer) = match schema {
             MeetingSchema::Native => (
                 "switchboard_meeting",
                 "switchboard_meeting_member",
@@ -69,6 +70,7 @@ impl Queries {
                 "switchboard_meeting_log",
                 "switchboard_meeting_poll",
                 "switchboard_meeting_vote",
+                "switchboard_meeting_writer",
             ),
             MeetingSchema::Pgeu => (
                 "membership_meeting",
@@ -78,6 +80,7 @@ impl Queries {
                 "membership_meetingmessagelog",
                 "switchboard_meetings.poll",
                 "switchboard_meetings.vote",
+                "switchboard_meetings.writer",
             ),
         };
         Queries {
@@ -89,6 +92,7 @@ impl Queries {
             log,
             poll,
             vote,
+            writer,
             now: D::NOW,
             time_of_t: D::time_of("t"),
             date_of_t: D::date_of("t"),
@@ -237,9 +241,27 @@ where
         })
     }
 
+    fn take_writer(&self, meeting: MeetingId) -> StoreFuture<'_, i64> {
+        Box::pin(async move {
+            let text = format!(
+                "INSERT INTO {} (meeting_id, epoch) VALUES ($1, 1) \
+                 ON CONFLICT (meeting_id) DO UPDATE SET epoch = {}.epoch + 1 RETURNING epoch",
+                self.meetings.writer, self.meetings.writer
+            );
+            self.run(
+                "take_writer",
+                sqlx::query_scalar::<D, i64>(sql(text))
+                    .bind(meeting)
+                    .fetch_one(&self.pool),
+            )
+            .await
+        })
+    }
+
     fn append_lines<'a>(
         &'a self,
         meeting: MeetingId,
+        writer: i64,
         lines: &'a [NewLine],
     ) -> StoreFuture<'a, Vec<StoredLine>> {
         Box::pin(async move {
@@ -247,8 +269,23 @@ where
                 return Ok(Vec::new());
             }
             let q = &self.meetings;
+            // The fence: the writer row is updated (and so locked until the
+            // commit) only while it holds this writer's epoch, so an append and
+            // a takeover never interleave, and a stale writer stores nothing.
+            let fence = format!(
+                "UPDATE {} SET epoch = epoch WHERE meeting_id = $1 AND epoch = $2 RETURNING epoch",
+                q.writer
+            );
             let work = async {
                 let mut tx = self.pool.begin().await?;
+                let held: Option<i64> = sqlx::query_scalar::<D, i64>(sql(fence))
+                    .bind(meeting)
+                    .bind(writer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if held.is_none() {
+                    return Ok(None);
+                }
                 let mut out: Vec<StoredLine> = Vec::with_capacity(lines.len());
                 for chunk in lines.chunks(LINES_PER_STATEMENT) {
                     let mut text = format!(
@@ -282,9 +319,12 @@ where
                     }));
                 }
                 tx.commit().await?;
-                Ok(out)
+                Ok(Some(out))
             };
-            let out = self.run("append_lines", work).await?;
+            let out = self
+                .run("append_lines", work)
+                .await?
+                .ok_or(StoreError::Fenced { op: "append_lines" })?;
             if out.len() != lines.len() {
                 return Err(StoreError::Backend {
                     op: "append_lines",

@@ -50,17 +50,22 @@ macro_rules! embedded {
 pub(crate) const SQLITE: &[Embedded] = &[
     embedded!("sqlite", "0001_names.sql", 1, "names"),
     embedded!("sqlite", "0002_meetings.sql", 2, "meetings"),
+    embedded!("sqlite", "0003_meeting_writers.sql", 3, "meeting writers"),
 ];
 
 /// The PostgreSQL migrations, oldest first.
 pub(crate) const POSTGRES: &[Embedded] = &[
     embedded!("postgres", "0001_names.sql", 1, "names"),
     embedded!("postgres", "0002_meetings.sql", 2, "meetings"),
+    embedded!("postgres", "0003_meeting_writers.sql", 3, "meeting writers"),
 ];
 
 /// The migrations of pgeu-system mode (PostgreSQL), oldest first: only
 /// Switchboard's own tables, all in the `switchboard_meetings` schema.
-pub(crate) const PGEU: &[Embedded] = &[embedded!("pgeu", "0001_polls.sql", 1, "polls")];
+pub(crate) const PGEU: &[Embedded] = &[
+    embedded!("pgeu", "0001_polls.sql", 1, "polls"),
+    embedded!("pgeu", "0002_writers.sql", 2, "writers"),
+];
 
 /// Where pgeu-system mode records its applied migrations: in its own schema.
 pub(crate) const PGEU_MIGRATIONS_TABLE: &str = "switchboard_meetings.switchboard_migrations";

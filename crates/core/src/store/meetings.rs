@@ -149,8 +149,12 @@ pub enum PollEnd {
 /// its slice, and ids of one meeting only increase, commit after commit, so a
 /// reader that saw id N and asks for [`lines_after`](Self::lines_after)`(N)`
 /// misses nothing committed later. That holds while one writer appends to a
-/// meeting at a time (the service's meeting actor); concurrent appenders to one
-/// meeting may commit out of id order.
+/// meeting at a time, which the store enforces with a fencing token: a writer
+/// first takes the meeting with [`take_writer`](Self::take_writer), and every
+/// append carries the epoch it got; once another writer has taken the meeting,
+/// the older epoch's appends fail with [`StoreError::Fenced`](super::StoreError::Fenced)
+/// and store nothing. A cut-off owner therefore cannot interleave its lines
+/// with the new owner's.
 pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
     /// The meeting's state; `None` if there is no such meeting (or it holds a
     /// state number this build does not know).
@@ -175,14 +179,24 @@ pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
         allow: bool,
     ) -> StoreFuture<'_, ()>;
 
-    /// Appends `lines` to the meeting's log, stamped with the store's clock.
+    /// Makes the caller the meeting's only writer: stores and returns a
+    /// writer epoch higher than any before it for this meeting (1 the first
+    /// time). Appends made with an older epoch fail from then on.
+    fn take_writer(&self, meeting: MeetingId) -> StoreFuture<'_, i64>;
+
+    /// Appends `lines` to the meeting's log, stamped with the store's clock,
+    /// as the writer of epoch `writer` (from [`take_writer`](Self::take_writer)).
     ///
     /// Atomic: every line is stored, or none is (one transaction, so lines
     /// appended together cost one commit). The result has one entry per line,
-    /// in order, with increasing ids.
+    /// in order, with increasing ids. Fails with
+    /// [`StoreError::Fenced`](super::StoreError::Fenced), storing nothing, when
+    /// `writer` is not the meeting's current epoch. An empty `lines` is `Ok`
+    /// without a check.
     fn append_lines<'a>(
         &'a self,
         meeting: MeetingId,
+        writer: i64,
         lines: &'a [NewLine],
     ) -> StoreFuture<'a, Vec<StoredLine>>;
 

@@ -104,6 +104,50 @@ async fn chat_is_stored_then_broadcast_and_replayed_above_the_highest_seen_id() 
     f.h.shutdown().await;
 }
 
+/// One writer per meeting: when another node takes the meeting over (here the
+/// takeover's store write is made directly), this node's next line is refused by
+/// the store, its sender told, nothing of it stored or sent, and the meeting's
+/// members here are dropped without a Close frame so they reconnect; the
+/// meeting then works again under a new writer.
+#[tokio::test]
+async fn a_meeting_taken_over_elsewhere_stores_nothing_more_here_and_drops_its_members() {
+    let f = native(|_| {}).await;
+    let store = f.h.app.store.clone().unwrap();
+    let mut alice = f.join(&f.alice).await;
+    let mut bob = f.join(&f.bob).await;
+    alice.say("before").await;
+    bob.line("before").await;
+    store.take_writer(f.meeting).await.expect("another writer");
+    alice.say("after the takeover").await;
+    assert_eq!(
+        alice.error().await,
+        switchboard_services::meetings::texts::NOT_STORED
+    );
+    alice.dropped().await;
+    let texts: Vec<String> = store
+        .lines_after(f.meeting, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert!(texts.iter().any(|t| t == "before"), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t == "after the takeover"),
+        "{texts:?}"
+    );
+    // Bob never sees the refused line: the next thing he gets is the drop.
+    match bob.0.next().await {
+        switchboard_testkit::ws::Event::Dropped => {}
+        other => panic!("expected bob to be dropped, got {other:?}"),
+    }
+    // Reconnecting starts the meeting again, as its writer.
+    let mut alice = f.join(&f.alice).await;
+    alice.say("back again").await;
+    alice.line("back again").await;
+    f.h.shutdown().await;
+}
+
 #[tokio::test]
 async fn http_refusals_come_in_the_originals_order() {
     let f = native(|c| c.meetings.origin = "https://example.org".into()).await;

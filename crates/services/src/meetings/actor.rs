@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use metrics::{counter, histogram};
 use switchboard_core::registry::Registration;
-use switchboard_core::store::MeetingStore;
 use switchboard_core::store::meetings::{
     KeyId, MeetingId, MeetingState, MemberKey, NewLine, PollEnd,
 };
+use switchboard_core::store::{MeetingStore, StoreError};
 use switchboard_core::{
     ClaimGuard, ConnId, Frame, NodeId, OutboxSender, Presence, Relay, Subscription,
 };
@@ -158,6 +158,11 @@ pub(crate) struct Actor {
     /// Members on other nodes whose frames the bus refused: they have missed
     /// something, so they are dropped (and their pages reconnect and replay).
     unreachable: std::sync::Mutex<Vec<(KeyId, ConnId)>>,
+    /// This actor's writer epoch for the meeting's log, taken from the store
+    /// when the actor starts (before that, 0: no writer).
+    writer: i64,
+    /// The store refused an append: another owner took the meeting over.
+    fenced: bool,
 }
 
 impl std::fmt::Debug for Actor {
@@ -194,6 +199,8 @@ pub(crate) fn spawn(
         poll: None,
         out: Vec::new(),
         unreachable: Default::default(),
+        writer: 0,
+        fenced: false,
     };
     tokio::spawn(async move {
         actor.run(rx, owned, cfg).await;
@@ -220,6 +227,18 @@ impl Actor {
             state = self.state.name(),
             "meeting started"
         );
+        // Taking the writer first fences a cut-off previous owner at once.
+        // Without it the actor cannot store anything: it stops, and the next
+        // member to connect starts the meeting again.
+        match self.store.take_writer(self.id).await {
+            Ok(w) => self.writer = w,
+            Err(e) => {
+                counter!("switchboard_meetings_store_errors_total", "op" => "take_writer")
+                    .increment(1);
+                tracing::warn!(meeting = self.id, error = %e, "cannot take the meeting's log over");
+                self.fenced = true;
+            }
+        }
         match self.store.active_poll(self.id).await {
             Ok(Some(record)) => self.poll = Some(Poll::restored(record, now_ms())),
             Ok(None) => {}
@@ -234,6 +253,10 @@ impl Actor {
         let lost = owned.as_ref().map(|o| o.lost.clone()).unwrap_or_default();
         let mut departures = owned.as_ref().map(|o| o.departures.resubscribe());
         loop {
+            if self.fenced {
+                self.give_up("it cannot write the meeting's log (taken over, or no store)");
+                break;
+            }
             let deadline = self.poll.as_ref().map(|p| (p.id, p.deadline));
             let flow = tokio::select! {
                 biased;
@@ -281,6 +304,7 @@ impl Actor {
             } else {
                 flow
             };
+
             if flow == Flow::Stop {
                 break;
             }
@@ -531,7 +555,7 @@ impl Actor {
             Ok(Vec::new())
         } else {
             let started = std::time::Instant::now();
-            let r = self.store.append_lines(self.id, &lines).await;
+            let r = self.store.append_lines(self.id, self.writer, &lines).await;
             histogram!("switchboard_meetings_append_seconds")
                 .record(started.elapsed().as_secs_f64());
             histogram!("switchboard_meetings_append_lines").record(lines.len() as f64);
@@ -541,6 +565,16 @@ impl Actor {
             Ok(s) => {
                 counter!("switchboard_meetings_lines_stored_total").increment(s.len() as u64);
                 Some(s)
+            }
+            Err(StoreError::Fenced { .. }) => {
+                counter!("switchboard_meetings_fenced_total").increment(1);
+                tracing::warn!(
+                    meeting = self.id,
+                    lines = lines.len(),
+                    "lines refused: another node has taken the meeting over; they are not sent"
+                );
+                self.fenced = true;
+                None
             }
             Err(e) => {
                 counter!("switchboard_meetings_store_errors_total", "op" => "append_lines")

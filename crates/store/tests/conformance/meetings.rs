@@ -188,7 +188,9 @@ async fn lines_are_stored_in_order_and_read_back(db: MeetingsDb) {
     let other = db.meeting().await;
     let alice = db.member("Alice").await;
     let ka = db.key(m, alice, &key('A'), None).await;
-    assert_eq!(s.append_lines(m, &[]).await, Ok(Vec::new()));
+    let w = s.take_writer(m).await.expect("take the writer");
+    let w_other = s.take_writer(other).await.expect("take the writer");
+    assert_eq!(s.append_lines(m, w, &[]).await, Ok(Vec::new()));
     let lines = vec![
         NewLine {
             sender: None,
@@ -203,7 +205,7 @@ async fn lines_are_stored_in_order_and_read_back(db: MeetingsDb) {
             text: "ünïcödé ✓".into(),
         },
     ];
-    let stored = s.append_lines(m, &lines).await.expect("append");
+    let stored = s.append_lines(m, w, &lines).await.expect("append");
     assert_eq!(stored.len(), 3);
     assert!(stored.windows(2).all(|w| w[0].id < w[1].id), "{stored:?}");
     for l in &stored {
@@ -214,6 +216,7 @@ async fn lines_are_stored_in_order_and_read_back(db: MeetingsDb) {
     }
     s.append_lines(
         other,
+        w_other,
         &[NewLine {
             sender: None,
             text: "elsewhere".into(),
@@ -224,6 +227,7 @@ async fn lines_are_stored_in_order_and_read_back(db: MeetingsDb) {
     let more = s
         .append_lines(
             m,
+            w,
             &[NewLine {
                 sender: None,
                 text: "later".into(),
@@ -265,7 +269,8 @@ async fn long_batches_keep_their_order(db: MeetingsDb) {
             text: format!("line {i}"),
         })
         .collect();
-    let stored = s.append_lines(m, &lines).await.expect("append");
+    let w = s.take_writer(m).await.expect("take the writer");
+    let stored = s.append_lines(m, w, &lines).await.expect("append");
     assert_eq!(stored.len(), 150);
     assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
     let back = s.lines_after(m, 0).await.expect("read");
@@ -290,9 +295,52 @@ async fn a_failed_batch_stores_nothing(db: MeetingsDb) {
             text: "from nobody".into(),
         },
     ];
-    let got = s.append_lines(m, &lines).await;
+    let w = s.take_writer(m).await.expect("take the writer");
+    let got = s.append_lines(m, w, &lines).await;
     assert!(matches!(got, Err(StoreError::Backend { .. })), "{got:?}");
     assert_eq!(s.lines_after(m, 0).await, Ok(Vec::new()));
+}
+
+/// One writer per meeting: taking a meeting over raises its epoch, and the
+/// old epoch's appends are refused (storing nothing) while the new one's go
+/// on; a meeting never taken has no writer; epochs are per meeting.
+async fn a_taken_over_writer_is_fenced(db: MeetingsDb) {
+    let s = &db.store;
+    let m = db.meeting().await;
+    let other = db.meeting().await;
+    let line = |t: &str| {
+        vec![NewLine {
+            sender: None,
+            text: t.into(),
+        }]
+    };
+    let never = s.append_lines(m, 1, &line("no writer yet")).await;
+    assert!(matches!(never, Err(StoreError::Fenced { .. })), "{never:?}");
+    let old = s.take_writer(m).await.expect("take the writer");
+    assert_eq!(old, 1);
+    s.append_lines(m, old, &line("from the first owner"))
+        .await
+        .expect("the writer appends");
+    let new = s.take_writer(m).await.expect("take it over");
+    assert!(new > old, "{new} > {old}");
+    let stale = s
+        .append_lines(m, old, &line("from the cut-off owner"))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+    assert_eq!(stale.unwrap_err().label(), "fenced");
+    s.append_lines(m, new, &line("from the new owner"))
+        .await
+        .expect("the new writer appends");
+    let texts: Vec<String> = s
+        .lines_after(m, 0)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["from the first owner", "from the new owner"]);
+    // Another meeting's epochs are its own.
+    assert_eq!(s.take_writer(other).await, Ok(1));
 }
 
 async fn polls_and_votes_are_kept(db: MeetingsDb) {
@@ -409,6 +457,7 @@ meetings_conformance!(
     lines_are_stored_in_order_and_read_back,
     long_batches_keep_their_order,
     a_failed_batch_stores_nothing,
+    a_taken_over_writer_is_fenced,
     polls_and_votes_are_kept,
     pgeu_tables_are_left_alone,
 );

@@ -1,0 +1,7 @@
+-- Which node may write a meeting's log: each owner that takes a meeting over
+-- raises the epoch; a log append carries its writer's epoch and is refused once
+-- a newer one exists (a fencing token against a cut-off old owner).
+CREATE TABLE switchboard_meeting_writer (
+    meeting_id BIGINT PRIMARY KEY,
+    epoch      BIGINT NOT NULL
+);
