@@ -210,6 +210,8 @@ impl BackendClient {
     pub fn new(timeout: Duration, max_per_host: usize, features: &[&str]) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            // Nextcloud is called directly, never through a proxy from the environment.
+            .no_proxy()
             .user_agent(concat!("nextcloud-spreed-signaling/switchboard-", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
