@@ -46,4 +46,5 @@ mod rtc_persona;
 mod rtc_store;
 mod soak_bench;
 mod talk;
+mod talk_oracle;
 mod tls;

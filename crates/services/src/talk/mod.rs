@@ -148,24 +148,26 @@ impl Talk {
     /// The axum handler for every path under the prefix.
     pub async fn handle(State(svc): State<Arc<Talk>>, req: Request) -> Response {
         let path = req.uri().path().to_owned();
-        let rel = path.strip_prefix(&svc.cfg.prefix).unwrap_or(&path);
-        match (rel, req.method()) {
-            ("/spreed", &Method::GET) => svc.connect(req).await,
-            ("/api/v1/welcome", &Method::GET) => svc.welcome(),
-            (p, &Method::POST) if p.starts_with("/api/v1/room/") => {
-                let roomid = &p["/api/v1/room/".len()..];
-                if roomid.is_empty() || roomid.contains('/') {
-                    return not_found();
-                }
+        let rel = path.strip_prefix(svc.cfg.prefix.as_str()).unwrap_or(&path);
+        let method = req.method().clone();
+        if rel == "/spreed" || rel == "/api/v1/welcome" {
+            if method != Method::GET {
+                counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "method")
+                    .increment(1);
+                return text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+            }
+            return if rel == "/spreed" {
+                svc.connect(req).await
+            } else {
+                svc.welcome()
+            };
+        }
+        match rel.strip_prefix("/api/v1/room/") {
+            Some(roomid) if method == Method::POST && !roomid.is_empty() && !roomid.contains('/') => {
                 let roomid = percent_encoding::percent_decode_str(roomid)
                     .decode_utf8_lossy()
                     .into_owned();
                 svc.room_request(&roomid, req).await
-            }
-            ("/spreed" | "/api/v1/welcome", _) => {
-                counter!("switchboard_http_errors_total", "service" => SERVICE, "reason" => "method")
-                    .increment(1);
-                text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
             }
             _ => not_found(),
         }
