@@ -47,4 +47,5 @@ mod rtc_store;
 mod soak_bench;
 mod talk;
 mod talk_oracle;
+mod talk_persona;
 mod tls;
