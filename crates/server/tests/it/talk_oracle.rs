@@ -117,11 +117,15 @@ async fn recv_skipping_welcome(c: &mut ws::Client) -> Value {
 }
 
 async fn recv(c: &mut ws::Client) -> Value {
-    serde_json::from_str(&c.text().await).expect("json")
+    let text = c.text().await;
+    // Shown when the test fails: the conversation so far.
+    eprintln!("got: {text}");
+    serde_json::from_str(&text).expect("json")
 }
 
 /// Runs the conversation; returns every message each client got, shaped, per step.
 async fn conversation(s: &Script, nc: &Nextcloud) -> Vec<(String, Vec<Value>)> {
+    eprintln!("conversation with {}{}", s.addr, s.path);
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
     let mut a = connect(s).await;
     let mut b = connect(s).await;

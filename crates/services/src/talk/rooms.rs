@@ -425,7 +425,7 @@ impl State {
                 let r = req.participants.unwrap_or_default();
                 let users = self.map_users(backend, r.users);
                 let body = serde_json::json!({ "roomid": roomid, "users": users });
-                self.to_room(backend, roomid, "participants", "update", &body);
+                self.send_to_room(backend, roomid, "participants", "update", &body);
             }
             "incall" => {
                 let r = req.incall.unwrap_or_default();
@@ -437,7 +437,7 @@ impl State {
                     }
                     let body =
                         serde_json::json!({ "roomid": roomid, "incall": r.incall, "all": true });
-                    self.to_room(backend, roomid, "participants", "update", &body);
+                    self.send_to_room(backend, roomid, "participants", "update", &body);
                 } else {
                     for c in &r.changed {
                         let nc = c.get("sessionId").and_then(|v| v.as_str()).unwrap_or("");
@@ -453,20 +453,20 @@ impl State {
                     }
                     let users = self.map_users(backend, r.users);
                     let body = serde_json::json!({ "roomid": roomid, "users": users });
-                    self.to_room(backend, roomid, "participants", "update", &body);
+                    self.send_to_room(backend, roomid, "participants", "update", &body);
                 }
             }
             "message" => {
                 let r = req.message.unwrap_or_default();
                 let body = serde_json::json!({ "roomid": roomid, "data": r.data });
-                self.to_room(backend, roomid, "room", "message", &body);
+                self.send_to_room(backend, roomid, "room", "message", &body);
             }
             other => return Err(ApiError::Unsupported(other.to_owned())),
         }
         Ok(())
     }
 
-    fn to_room(
+    fn send_to_room(
         &mut self,
         backend: &Backend,
         roomid: &str,
