@@ -141,15 +141,15 @@ impl State {
             properties: properties.as_deref(),
         };
         self.deliver(sid, wire::frame(id.as_deref(), "room", Some(&reply)));
-        // Everybody in the room, the joiner too, learns of the joiner ...
-        let joined = self.join_event(&[sid]);
-        for m in others.iter().copied().chain(std::iter::once(sid)) {
-            self.deliver(m, joined.clone());
-        }
-        // ... and the joiner of everybody already there.
+        // The joiner learns of everybody already there (first, as the original
+        // does), then everybody in the room, the joiner too, of the joiner.
         if !others.is_empty() {
             let present = self.join_event(&others);
             self.deliver(sid, present);
+        }
+        let joined = self.join_event(&[sid]);
+        for m in others.iter().copied().chain(std::iter::once(sid)) {
+            self.deliver(m, joined.clone());
         }
     }
 
