@@ -12,9 +12,10 @@ as_root() {
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/bin/nextcloud-spreed-signaling-server ] || missing+=(nextcloud-spreed-signaling)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "ops-deps: nginx and systemd-analyze present" >&2
+    echo "ops-deps: nginx, systemd-analyze and nextcloud-spreed-signaling present" >&2
 else
     echo "ops-deps: installing ${missing[*]} (apt)" >&2
     as_root apt-get update -qq >&2

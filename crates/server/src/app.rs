@@ -17,6 +17,7 @@ use switchboard_services::meetings::{self, Meetings};
 use switchboard_services::pairing::{ChannelBook, Pairing, dockerflow};
 use switchboard_services::pubsub::Pubsub;
 use switchboard_services::rtc::Rtc;
+use switchboard_services::talk::Talk;
 use switchboard_store::{Store, StoreError};
 
 use switchboard_edge::tls::{Tls, TlsError};
@@ -48,6 +49,8 @@ pub struct App {
     pub rtc: Option<Arc<Rtc>>,
     /// The meetings service, if enabled.
     pub meetings: Option<Arc<Meetings>>,
+    /// The talk service, if enabled.
+    pub talk: Option<Arc<Talk>>,
     /// The store, opened when an enabled service keeps state (rtc).
     pub store: Option<Arc<dyn Store>>,
     /// Cancelled to shut down.
@@ -211,6 +214,14 @@ impl App {
                 socket.clone(),
             ))
         };
+        let talk = config.talk.enabled.then(|| {
+            Talk::new(
+                config.talk.service_config(),
+                relay.clone(),
+                registry.clone(),
+                socket.clone(),
+            )
+        });
         let app = App {
             history: console::History::default(),
             ops_url: Arc::default(),
@@ -226,6 +237,7 @@ impl App {
             pairing,
             rtc,
             meetings,
+            talk,
             meetings_access,
             store,
             shutdown,
@@ -290,6 +302,17 @@ impl App {
                         &format!("{prefix}/{{*path}}"),
                         any(Rtc::handle).with_state(rtc.clone()),
                     );
+            }
+        }
+        if let Some(talk) = &self.talk {
+            let prefix = &cfg.talk.prefix;
+            if prefix.is_empty() {
+                router = router.fallback(any(Talk::handle).with_state(talk.clone()));
+            } else {
+                router = router.route(
+                    &format!("{prefix}/{{*path}}"),
+                    any(Talk::handle).with_state(talk.clone()),
+                );
             }
         }
         if let Some(pubsub) = &self.pubsub {
@@ -366,6 +389,13 @@ pub fn service_urls(config: &Config, base: &str) -> Vec<(String, String)> {
                 ),
             ));
         }
+    }
+    if config.talk.enabled {
+        let p = &config.talk.prefix;
+        out.push((
+            "talk".into(),
+            format!("{ws}{p}/spreed, backend API {base}{p}/api/v1/"),
+        ));
     }
     if config.echo.enabled {
         out.push(("echo".into(), format!("{ws}/echo")));

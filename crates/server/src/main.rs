@@ -17,7 +17,7 @@ use switchboard::app::ListenerHints;
 use switchboard::config::{Flags, print};
 use switchboard::logging::Logging;
 use switchboard::persona::{
-    channelserver, goflag::FlagError, meetingserver, pinghub, signal_server,
+    channelserver, goflag::FlagError, meetingserver, pinghub, signal_server, spreed,
 };
 use switchboard::reload::Reloader;
 use switchboard::{App, Config};
@@ -64,6 +64,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run as a drop-in for nextcloud-spreed-signaling (reads its server.conf; first slice, see docs/talk.md).
+    #[command(name = "signaling", alias = "nextcloud-spreed-signaling")]
+    Signaling {
+        /// The original's INI configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Ops listener for /metrics and /healthz (host:port); off unless given.
+        #[arg(long)]
+        ops_listen: Option<String>,
+    },
     /// Run as a drop-in for Mozilla's channelserver (PAIR_* environment, config/$RUN_MODE, MozLog on stdout).
     #[command(disable_help_flag = true)]
     Channelserver {
@@ -83,6 +93,7 @@ impl Command {
                 | Command::SignalServer(_)
                 | Command::Meetingserver { .. }
                 | Command::Channelserver { .. }
+                | Command::Signaling { .. }
         )
     }
 }
@@ -295,6 +306,30 @@ fn load_command(cli: Cli) -> Result<Launch, ExitCode> {
                 }),
                 Err(e) => {
                     report(&format!("switchboard signal-server: {e}"));
+                    Err(ExitCode::from(2))
+                }
+            }
+        }
+        Some(Command::Signaling { config, ops_listen }) => {
+            match spreed::config(&config, &|v| std::env::var(v).ok()).and_then(|(mut c, w)| {
+                if let Some(addr) = ops_listen {
+                    c.ops.enabled = true;
+                    c.ops.listen = addr;
+                    c.validate()?;
+                }
+                Ok((c, w))
+            }) {
+                Ok((config, warnings)) => Ok(Launch {
+                    warnings,
+                    hints: ListenerHints {
+                        listen: "move it with [http] listen in the configuration file".into(),
+                        ops: "this is the metrics and health listener: move it with --ops-listen HOST:PORT"
+                            .into(),
+                    },
+                    ..native(config)
+                }),
+                Err(e) => {
+                    report(&format!("switchboard signaling: {e}"));
                     Err(ExitCode::from(2))
                 }
             }

@@ -7,3 +7,4 @@ pub mod meetings;
 pub mod pairing;
 pub mod pubsub;
 pub mod rtc;
+pub mod talk;

@@ -37,6 +37,17 @@ pub async fn try_connect(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Client, String> {
+    try_connect_with_response(addr, path, headers)
+        .await
+        .map(|(c, _)| c)
+}
+
+/// Like [`try_connect`], also returning the 101 response's headers (names lower-cased).
+pub async fn try_connect_with_response(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Client, Vec<(String, String)>), String> {
     let mut b = ClientBuilder::new()
         .uri(&format!("ws://{addr}{path}"))
         .map_err(|e| e.to_string())?
@@ -49,11 +60,21 @@ pub async fn try_connect(
             )
             .map_err(|e| e.to_string())?;
     }
-    let (ws, _resp) = timeout(WAIT, b.connect())
+    let (ws, resp) = timeout(WAIT, b.connect())
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-    Ok(Client { ws })
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Ok((Client { ws }, headers))
 }
 
 /// Connects to `ws://{addr}{path}`, panicking on failure.

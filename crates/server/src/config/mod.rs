@@ -15,6 +15,7 @@ mod pubsub;
 mod rtc;
 pub mod sources;
 mod store;
+mod talk;
 
 use serde::Deserialize;
 use switchboard_edge::ListenAddr;
@@ -26,6 +27,7 @@ pub use pubsub::{HistorySection, MAX_HISTORY, PubsubSection};
 pub use rtc::RtcSection;
 pub use sources::{Flags, Provenance, Source};
 pub use store::StoreSection;
+pub use talk::{TalkBackendSection, TalkSection};
 
 /// A configuration error, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct Config {
     pub rtc: RtcSection,
     /// The meetings service (pgeu-meetingserver).
     pub meetings: MeetingsSection,
+    /// The talk service (nextcloud-spreed-signaling).
+    pub talk: TalkSection,
     /// Where state that outlives the process is kept (shared by services).
     pub store: StoreSection,
     /// Several nodes over NATS (empty `nats_url`: one node).
@@ -92,6 +96,7 @@ impl Default for Config {
             pairing: PairingSection::default(),
             rtc: RtcSection::default(),
             meetings: MeetingsSection::default(),
+            talk: TalkSection::default(),
             store: StoreSection::default(),
             cluster: ClusterSection::default(),
             echo: EchoSection::default(),
@@ -272,6 +277,7 @@ impl Config {
         c.pairing.enabled = false;
         c.rtc.enabled = false;
         c.meetings.enabled = false;
+        c.talk.enabled = false;
         c
     }
 
@@ -500,6 +506,17 @@ impl Config {
             }
         }
         self.meetings.validate()?;
+        self.talk.validate()?;
+        if self.talk.enabled {
+            for (key, other, on) in [
+                ("pubsub.prefix", &self.pubsub.prefix, self.pubsub.enabled),
+                ("rtc.prefix", &self.rtc.prefix, self.rtc.enabled),
+            ] {
+                if on && *other == self.talk.prefix {
+                    return Err(invalid("talk.prefix", format!("must differ from {key}")));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -156,7 +156,6 @@ impl Counts {
 }
 
 /// Every enabled service's card, with `counts` for the cluster-wide numbers.
-/// Talk adds its own here.
 pub fn cards(app: &App, counts: &Counts) -> Vec<ServiceCard> {
     let by_service = app.registry.count_by_service();
     let conns = |name: &str| by_service.get(name).copied().unwrap_or(0) as u64;
@@ -313,6 +312,44 @@ pub fn cards(app: &App, counts: &Counts) -> Vec<ServiceCard> {
             demos: Vec::new(),
         });
     }
+    if let Some(t) = &app.talk {
+        let prefix = &t.config().prefix;
+        let s = t.stats();
+        out.push(ServiceCard {
+            name: "talk",
+            what: "Standalone signaling for Nextcloud Talk (nextcloud-spreed-signaling)",
+            endpoints: vec![
+                Endpoint {
+                    scheme: "ws",
+                    path: format!("{prefix}/spreed"),
+                    note: "Talk clients (hello, rooms, messages)",
+                },
+                Endpoint {
+                    scheme: "http",
+                    path: format!("{prefix}/api/v1/room/<room>"),
+                    note: "signed requests from Nextcloud",
+                },
+            ],
+            counters: vec![
+                Counter {
+                    key: "sessions",
+                    label: "sessions",
+                    value: s.sessions.load(Ordering::Relaxed),
+                },
+                Counter {
+                    key: "rooms",
+                    label: "rooms",
+                    value: s.rooms.load(Ordering::Relaxed),
+                },
+                Counter {
+                    key: "relayed",
+                    label: "messages relayed",
+                    value: s.relayed.load(Ordering::Relaxed),
+                },
+            ],
+            demos: Vec::new(),
+        });
+    }
     if app.config.echo.enabled {
         out.push(ServiceCard {
             name: "echo",
@@ -371,6 +408,9 @@ pub fn totals(app: &App) -> (usize, u64) {
     }
     if let Some(r) = &app.rtc {
         messages += r.stats().relayed.load(Ordering::Relaxed);
+    }
+    if let Some(t) = &app.talk {
+        messages += t.stats().relayed.load(Ordering::Relaxed);
     }
     (app.registry.len(), messages)
 }

@@ -6,3 +6,4 @@ pub mod goflag;
 pub mod meetingserver;
 pub mod pinghub;
 pub mod signal_server;
+pub mod spreed;

@@ -10,6 +10,7 @@ mod harness;
 mod meetings_common;
 mod rtc_common;
 mod support;
+mod talk_common;
 
 mod autobahn;
 mod cluster;
@@ -44,4 +45,7 @@ mod rtc_differences;
 mod rtc_persona;
 mod rtc_store;
 mod soak_bench;
+mod talk;
+mod talk_oracle;
+mod talk_persona;
 mod tls;
