@@ -13,7 +13,7 @@
 //!   its socket has not been writable for [`OutboxLimits::slow_after`] *and*
 //!   at least [`OutboxLimits::slow_bytes`] are queued behind the stalled write.
 //!   The socket writer judges that (it is the one that knows the socket is not
-//!   writable), with [`OutboxReceiver::backlog_reaches`].
+//!   writable), with [`OutboxReceiver::slow`].
 //!
 //! Either way the writer then flushes what was already queued (if the socket
 //! takes it) and sends the Close frame. Nothing is dropped silently.
@@ -99,6 +99,15 @@ pub enum PushError {
     /// The outbox was already closed (the connection is ending).
     #[error("outbox closed")]
     Closed,
+}
+
+/// Why [`OutboxReceiver::slow`] judged a client a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slowness {
+    /// The outbox passed its memory cap.
+    Overflowed,
+    /// [`OutboxLimits::slow_bytes`] are queued behind a stalled write.
+    Behind,
 }
 
 /// How a connection wants [`Frame::Logged`] messages rendered.
@@ -349,25 +358,27 @@ impl OutboxReceiver {
     /// of at its write timeout. Cancel-safe; it takes no wake-up that
     /// [`recv_many`](Self::recv_many) needs (that one checks the queue first).
     pub async fn overflowed(&self) {
-        loop {
-            if self.shared.lock().closed == Some(Disconnect::SlowConsumer) {
-                return;
-            }
-            self.shared.notify.notified().await;
-        }
+        self.slow(false).await;
     }
 
-    /// Waits until at least `bytes` payload bytes are queued (the bounded
-    /// part of the queue; a released prefix does not count), or the outbox
-    /// overflowed. The socket writer, stalled on a client's socket, uses it to
-    /// tell a client that does not read from a burst. Cancel-safe; it takes no
-    /// wake-up that [`recv_many`](Self::recv_many) needs.
-    pub async fn backlog_reaches(&self, bytes: usize) {
+    /// The verdict on a client while its writer is stalled on the socket:
+    /// resolves with [`Slowness::Overflowed`] once the outbox overflowed and,
+    /// if `judge_backlog`, with [`Slowness::Behind`] once at least
+    /// [`OutboxLimits::slow_bytes`] are queued (the bounded part of the queue;
+    /// a released prefix does not count). The socket writer asks for the
+    /// backlog only after its socket has not been writable for
+    /// [`OutboxLimits::slow_after`]. One future waits for both, so no
+    /// wake-up is lost between two waiters. Cancel-safe; it takes no wake-up
+    /// that [`recv_many`](Self::recv_many) needs.
+    pub async fn slow(&self, judge_backlog: bool) -> Slowness {
         loop {
             {
                 let st = self.shared.lock();
-                if st.bytes >= bytes || st.closed == Some(Disconnect::SlowConsumer) {
-                    return;
+                if st.closed == Some(Disconnect::SlowConsumer) {
+                    return Slowness::Overflowed;
+                }
+                if judge_backlog && st.bytes >= self.shared.limits.slow_bytes {
+                    return Slowness::Behind;
                 }
             }
             self.shared.notify.notified().await;
@@ -394,7 +405,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn backlog_reaches_waits_for_the_bytes_behind_a_stalled_write() {
+    async fn slow_judges_the_backlog_behind_a_stalled_write_only_when_asked() {
         let mut l = limits(1000, 1 << 20);
         l.slow_bytes = 10;
         let (tx, mut rx) = Outbox::bounded(l);
@@ -405,21 +416,25 @@ mod tests {
         let wait = std::time::Duration::from_millis(20);
         tx.push(Frame::text("12345")).unwrap();
         assert!(
-            tokio::time::timeout(wait, rx.backlog_reaches(10))
-                .await
-                .is_err(),
+            tokio::time::timeout(wait, rx.slow(true)).await.is_err(),
             "5 bytes are not 10"
         );
         let waiter = tokio::spawn(async move {
-            rx.backlog_reaches(10).await;
-            rx
+            let verdict = rx.slow(true).await;
+            (verdict, rx)
         });
         tokio::task::yield_now().await;
         tx.push(Frame::text("67890")).unwrap();
-        let mut rx = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        let (verdict, mut rx) = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
             .expect("woken by the push that crossed the mark")
             .unwrap();
+        assert_eq!(verdict, Slowness::Behind);
+        // Not asked about the backlog: only an overflow is a verdict.
+        assert!(
+            tokio::time::timeout(wait, rx.slow(false)).await.is_err(),
+            "a backlog alone is no overflow"
+        );
         // The wake-up for the writer's next drain is still there.
         buf.clear();
         rx.recv_many(&mut buf).await.unwrap();

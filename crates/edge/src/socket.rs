@@ -40,7 +40,7 @@ use tokio_util::task::TaskTracker;
 use tokio_websockets::proto::ProtocolError;
 use tokio_websockets::{CloseCode, Message, Payload, WebSocketStream};
 
-use switchboard_core::{Disconnect, Frame, OutboxReceiver};
+use switchboard_core::{Disconnect, Frame, OutboxReceiver, Slowness};
 
 /// How a socket proves it is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,9 @@ fn to_message(frame: Frame) -> Message {
     }
 }
 
+/// Frames of batch buffer a socket keeps between writes (more is released).
+const BATCH_KEEP: usize = 64;
+
 /// Why a connection was ended as a slow consumer (the `cause` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlowCause {
@@ -242,9 +245,15 @@ pub async fn run<S, H>(
                 // armed then); only one that waits on the client's socket
                 // watches for the outbox overflowing and judges whether the
                 // client reads.
-                let not_reading = async {
-                    tokio::time::sleep(limits.slow_after).await;
-                    outbox.backlog_reaches(limits.slow_bytes).await;
+                let verdict = async {
+                    // Until the socket has been unwritable for `slow_after`
+                    // only an overflow ends the client; then a backlog does.
+                    tokio::select! {
+                        biased;
+                        s = outbox.slow(false) => return s,
+                        () = tokio::time::sleep(limits.slow_after) => {}
+                    }
+                    outbox.slow(true).await
                 };
                 let written = tokio::select! {
                     biased;
@@ -252,8 +261,10 @@ pub async fn run<S, H>(
                         Ok(r) => Ok(r),
                         Err(_) => Err(SlowCause::WriteStalled),
                     },
-                    () = outbox.overflowed() => Err(SlowCause::OutboxFull),
-                    () = not_reading => Err(SlowCause::NotReading),
+                    s = verdict => Err(match s {
+                        Slowness::Overflowed => SlowCause::OutboxFull,
+                        Slowness::Behind => SlowCause::NotReading,
+                    }),
                 };
                 match written {
                     Ok(Ok(())) => frames_out.increment(n),
@@ -264,6 +275,8 @@ pub async fn run<S, H>(
                     }
                 }
                 buf.clear();
+                // A burst leaves no big batch buffer behind on a quiet socket.
+                buf.shrink_to(BATCH_KEEP);
             }
             m = ws.next() => match m {
                 None => break End::Peer(Disconnect::PeerClosed),
