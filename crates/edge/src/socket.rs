@@ -502,7 +502,8 @@ mod tests {
         let (tx, rx) = Outbox::bounded(OutboxLimits::default());
         const BURST: usize = 10_000;
         for i in 0..BURST {
-            tx.push(Frame::text(format!("{i:064}"))).expect("within the cap");
+            tx.push(Frame::text(format!("{i:064}")))
+                .expect("within the cap");
         }
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(async move {
@@ -563,7 +564,10 @@ mod tests {
         assert_eq!(code, Some(1013));
         assert_eq!(done.await.expect("ended"), Disconnect::SlowConsumer);
         let after = started.elapsed();
-        assert!(after < cfg_write_timeout(), "{after:?}: ended by the judgement, not the write timeout");
+        assert!(
+            after < cfg_write_timeout(),
+            "{after:?}: ended by the judgement, not the write timeout"
+        );
         server.await.expect("server task");
     }
 

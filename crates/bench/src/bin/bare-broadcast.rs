@@ -47,4 +47,3 @@ fn main() {
         switchboard_bench::bare::serve(listener).await;
     });
 }
-

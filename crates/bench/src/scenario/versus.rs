@@ -110,10 +110,18 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 }
 
 /// Runs `fanout` against `--url` and `bare_url`, `--rounds` times each.
-pub async fn run(ctx: &Ctx, args: &FanoutArgs, bare_url: &str) -> Result<VersusSummary, ScenarioError> {
+pub async fn run(
+    ctx: &Ctx,
+    args: &FanoutArgs,
+    bare_url: &str,
+) -> Result<VersusSummary, ScenarioError> {
     let bare_target = Target::resolve(bare_url).await?;
-    let bare_dialer = Dialer::new(&bare_target, ctx.common.sources, ctx.common.connect_timeout())
-        .with_recv_buffer(ctx.common.recv_buffer);
+    let bare_dialer = Dialer::new(
+        &bare_target,
+        ctx.common.sources,
+        ctx.common.connect_timeout(),
+    )
+    .with_recv_buffer(ctx.common.recv_buffer);
     let mut bare_common = ctx.common.clone();
     bare_common.url = bare_url.to_owned();
     let bare_ctx = Ctx {
@@ -161,7 +169,9 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs, bare_url: &str) -> Result<VersusS
     let pubsub = lossless("pubsub");
     let bare = lossless("bare");
     Ok(VersusSummary {
-        ratio: pubsub.zip(bare).map(|(p, b)| if b > 0.0 { p / b } else { 0.0 }),
+        ratio: pubsub
+            .zip(bare)
+            .map(|(p, b)| if b > 0.0 { p / b } else { 0.0 }),
         pubsub_lossless_per_sec: pubsub,
         bare_lossless_per_sec: bare,
         runs,

@@ -467,7 +467,8 @@ fn pubsub_slow_consumers(cause: &str) -> u64 {
     let text = switchboard::ops::recorder()
         .expect("the recorder is ours in this test binary")
         .render();
-    let series = format!("switchboard_slow_consumers_total{{service=\"pubsub\",cause=\"{cause}\"}}");
+    let series =
+        format!("switchboard_slow_consumers_total{{service=\"pubsub\",cause=\"{cause}\"}}");
     text.lines()
         .filter_map(|l| l.rsplit_once(' '))
         .find(|(s, _)| *s == series)
@@ -513,7 +514,9 @@ async fn difference_a_burst_beyond_256_messages_reaches_every_reading_subscriber
     }
     publisher.flush().await.expect("flush");
     for r in readers {
-        let mut sub = r.await.expect("every subscriber got every message, in order");
+        let mut sub = r
+            .await
+            .expect("every subscriber got every message, in order");
         sub.expect_silence(50).await;
     }
     h.shutdown().await;

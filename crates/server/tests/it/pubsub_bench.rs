@@ -88,7 +88,13 @@ async fn fanout_side_by_side_with_the_bare_broadcast_reports_a_ratio() {
         "alternating order"
     );
     for r in &s.runs {
-        assert!(r.lossless, "{} #{}: {:?}", r.server, r.round, r.summary.failures());
+        assert!(
+            r.lossless,
+            "{} #{}: {:?}",
+            r.server,
+            r.round,
+            r.summary.failures()
+        );
         assert_eq!(r.summary.deliveries, 160, "{} #{}", r.server, r.round);
     }
     let (p, b) = (
