@@ -406,8 +406,10 @@ mod tests {
 
     #[tokio::test]
     async fn slow_judges_the_backlog_behind_a_stalled_write_only_when_asked() {
-        let mut l = limits(1000, 1 << 20);
-        l.slow_bytes = 10;
+        let l = OutboxLimits {
+            slow_bytes: 10,
+            ..limits(1000, 1 << 20)
+        };
         let (tx, mut rx) = Outbox::bounded(l);
         let mut buf = Vec::new();
         tx.push(Frame::text("in flight")).unwrap();

@@ -531,9 +531,11 @@ mod tests {
     async fn a_client_that_does_not_read_is_ended_with_1013() {
         let (server_io, client_io) = tokio::io::duplex(4096);
         let cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
-        let mut limits = OutboxLimits::default();
-        limits.slow_bytes = 8 * 1024;
-        limits.slow_after = Duration::from_secs(2);
+        let limits = OutboxLimits {
+            slow_bytes: 8 * 1024,
+            slow_after: Duration::from_secs(2),
+            ..OutboxLimits::default()
+        };
         let (tx, rx) = Outbox::bounded(limits);
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let started = Instant::now();
