@@ -209,6 +209,17 @@ pub struct FanoutArgs {
     /// the nodes, the NATS server).
     #[arg(long = "cpu-pid")]
     pub cpu_pids: Vec<u32>,
+    /// Also run the same fan-out against this bare broadcast server
+    /// (`bare-broadcast`, the machine's ceiling), alternating with --url,
+    /// and print pubsub's lossless rate as a share of the bare one.
+    #[arg(long)]
+    pub bare_url: Option<String>,
+    /// With --bare-url: the bare server's process id(s), for its CPU time.
+    #[arg(long = "bare-pid", requires = "bare_url")]
+    pub bare_pids: Vec<u32>,
+    /// With --bare-url: how many pairs of runs (pubsub and bare) to make.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
 }
 
 /// `idle` options.

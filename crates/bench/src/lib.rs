@@ -16,8 +16,11 @@
 //!   recorded run;
 //! - [`procfs`]: process memory and file limits;
 //! - [`worker`]: child processes of the bench that hold a share of the
-//!   connections.
+//!   connections;
+//! - [`bare`]: the bare broadcast server (`bare-broadcast` binary), the
+//!   yardstick `fanout --bare-url` compares pubsub with.
 
+pub mod bare;
 pub mod cli;
 pub mod compare;
 pub mod http;

@@ -20,7 +20,7 @@ use switchboard_bench::compare::{self, Record};
 use switchboard_bench::procfs;
 use switchboard_bench::progress::Ticker;
 use switchboard_bench::report::{Summary, render};
-use switchboard_bench::scenario::{Ctx, churn, fanout, idle, meeting, pairs, rtc, soak};
+use switchboard_bench::scenario::{Ctx, churn, fanout, idle, meeting, pairs, rtc, soak, versus};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -142,7 +142,10 @@ async fn scenario(cli: Cli) -> Result<Outcome> {
     let ctx = Ctx::new(cli.common).await.context("preparing the run")?;
     let _ticker = Ticker::start(ctx.progress.clone(), !json);
     match &cli.scenario {
-        Scenario::Fanout(args) => emit(&fanout::run(&ctx, args).await?, json),
+        Scenario::Fanout(args) => match &args.bare_url {
+            Some(bare) => emit(&versus::run(&ctx, args, bare).await?, json),
+            None => emit(&fanout::run(&ctx, args).await?, json),
+        },
         Scenario::Idle(args) if args.worker => {
             idle::run_worker(&ctx, args).await?;
             Ok(Outcome {

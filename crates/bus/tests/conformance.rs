@@ -63,10 +63,7 @@ impl Node {
         OutboxReceiver,
         switchboard_core::ConnId,
     ) {
-        let limits = OutboxLimits {
-            max_messages: 100_000,
-            max_bytes: 64 << 20,
-        };
+        let limits = OutboxLimits::capped(100_000, 64 << 20);
         let (tx, rx) = Outbox::with_view(limits, view);
         let conn = self.relay.next_conn_id();
         let sub = self.relay.subscribe(topic, conn, tx);

@@ -351,10 +351,7 @@ mod tests {
     async fn a_slow_subscriber_is_closed_and_removed_without_harming_others() {
         let hub = Hub::default();
         let ids = ConnIds::new(NodeId(1));
-        let small = OutboxLimits {
-            max_messages: 2,
-            max_bytes: 1 << 20,
-        };
+        let small = OutboxLimits::capped(2, 1 << 20);
         let (slow, stx, mut srx) = conn(&ids, small);
         let (fast, ftx, mut frx) = conn(&ids, OutboxLimits::default());
         let _s1 = hub.subscribe("t", slow, stx);

@@ -34,7 +34,9 @@ pub use frame::Frame;
 pub use hub::{Fanout, Hub, Subscription};
 pub use id::{ConnId, NodeId};
 pub use membership::Membership;
-pub use outbox::{Outbox, OutboxLimits, OutboxReceiver, OutboxSender, OutboxView, PushError};
+pub use outbox::{
+    Outbox, OutboxLimits, OutboxReceiver, OutboxSender, OutboxView, PushError, Slowness,
+};
 pub use presence::{ClaimError, ClaimGuard, Holder, Presence};
 pub use records::Records;
 pub use registry::Registry;

@@ -3,9 +3,20 @@
 //!
 //! Producers ([`OutboxSender`], cheap to clone) never wait: [`OutboxSender::push`]
 //! either queues the frame or reports why not. The overflow policy is
-//! **disconnect**: a push that would exceed the message or byte bound closes the
-//! outbox with [`Disconnect::SlowConsumer`]; the writer then flushes what was
-//! already queued and sends the Close frame. Nothing is dropped silently.
+//! **disconnect a slow consumer**, judged on the client, not on the server:
+//! - The **memory cap** ([`OutboxLimits::max_messages`], [`OutboxLimits::max_bytes`])
+//!   is absolute: a push that would exceed it closes the outbox with
+//!   [`Disconnect::SlowConsumer`] at once, whatever the reason for the backlog.
+//!   It is sized to hold seconds of a busy channel, so a writer task that has
+//!   merely not been scheduled yet on a busy machine never reaches it.
+//! - Below the cap, a client is a slow consumer only when it **does not read**:
+//!   its socket has not been writable for [`OutboxLimits::slow_after`] *and*
+//!   at least [`OutboxLimits::slow_bytes`] are queued behind the stalled write.
+//!   The socket writer judges that (it is the one that knows the socket is not
+//!   writable), with [`OutboxReceiver::slow`].
+//!
+//! Either way the writer then flushes what was already queued (if the socket
+//! takes it) and sends the Close frame. Nothing is dropped silently.
 //!
 //! The consumer ([`OutboxReceiver`]) drains *everything* pending in one call, so
 //! the writer can feed all of it to the socket and flush once (invariant 3).
@@ -28,27 +39,54 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::{Disconnect, Frame};
 
-/// The bounds of one outbox. Both are enforced; whichever is hit first applies.
+/// The bounds of one outbox (see the module docs for the policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxLimits {
-    /// Most frames queued at once.
+    /// Memory cap: most frames queued at once.
     pub max_messages: usize,
-    /// Most payload bytes queued at once.
+    /// Memory cap: most payload bytes queued at once.
     pub max_bytes: usize,
+    /// A client whose socket is not writable is a slow consumer once this many
+    /// payload bytes are queued behind the stalled write...
+    pub slow_bytes: usize,
+    /// ...and the socket has not been writable for this long.
+    pub slow_after: Duration,
+}
+
+impl OutboxLimits {
+    /// A memory cap of `max_messages` and `max_bytes`, with the default
+    /// not-reading judgement ([`Self::DEFAULT_SLOW_BYTES`], [`Self::DEFAULT_SLOW_AFTER`]).
+    pub const fn capped(max_messages: usize, max_bytes: usize) -> Self {
+        OutboxLimits {
+            max_messages,
+            max_bytes,
+            slow_bytes: Self::DEFAULT_SLOW_BYTES,
+            slow_after: Self::DEFAULT_SLOW_AFTER,
+        }
+    }
+
+    /// Default memory cap in messages: 16,384, two seconds of a channel
+    /// publishing 8,000 messages a second (Pinghub kept 256, 32 ms of it).
+    pub const DEFAULT_MAX_MESSAGES: usize = 16_384;
+    /// Default memory cap in bytes: 16 MiB.
+    pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+    /// Default backlog behind an unwritable socket that marks a client not reading: 256 KiB.
+    pub const DEFAULT_SLOW_BYTES: usize = 256 << 10;
+    /// Default time a socket may stay unwritable with that backlog: 2 s.
+    pub const DEFAULT_SLOW_AFTER: Duration = Duration::from_secs(2);
 }
 
 impl Default for OutboxLimits {
-    /// 256 messages (Pinghub's per-connection queue) and 4 MiB.
+    /// 16,384 messages and 16 MiB at most; not reading when 256 KiB wait
+    /// behind a socket that has not been writable for 2 s.
     fn default() -> Self {
-        OutboxLimits {
-            max_messages: 256,
-            max_bytes: 4 << 20,
-        }
+        OutboxLimits::capped(Self::DEFAULT_MAX_MESSAGES, Self::DEFAULT_MAX_BYTES)
     }
 }
 
@@ -61,6 +99,15 @@ pub enum PushError {
     /// The outbox was already closed (the connection is ending).
     #[error("outbox closed")]
     Closed,
+}
+
+/// Why [`OutboxReceiver::slow`] judged a client a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slowness {
+    /// The outbox passed its memory cap.
+    Overflowed,
+    /// [`OutboxLimits::slow_bytes`] are queued behind a stalled write.
+    Behind,
 }
 
 /// How a connection wants [`Frame::Logged`] messages rendered.
@@ -190,12 +237,15 @@ impl OutboxSender {
             self.shared.notify.notify_one();
             return Err(PushError::Overflow);
         }
-        let wake = st.queue.is_empty() && !st.held;
+        let slow = limits.slow_bytes;
+        // The writer waits for the queue to become non-empty, or (stalled on
+        // its socket) for the backlog to reach `slow_bytes`: only those two
+        // transitions need a wake-up.
+        let wake = (st.queue.is_empty() && !st.held)
+            || (st.bytes < slow && st.bytes + frame.len() >= slow);
         st.bytes += frame.len();
         st.queue.push_back(frame);
         drop(st);
-        // The writer only waits when it found the queue empty, so only the
-        // empty -> non-empty transition needs a wake-up.
         if wake {
             self.shared.notify.notify_one();
         }
@@ -308,12 +358,36 @@ impl OutboxReceiver {
     /// of at its write timeout. Cancel-safe; it takes no wake-up that
     /// [`recv_many`](Self::recv_many) needs (that one checks the queue first).
     pub async fn overflowed(&self) {
+        self.slow(false).await;
+    }
+
+    /// The verdict on a client while its writer is stalled on the socket:
+    /// resolves with [`Slowness::Overflowed`] once the outbox overflowed and,
+    /// if `judge_backlog`, with [`Slowness::Behind`] once at least
+    /// [`OutboxLimits::slow_bytes`] are queued (the bounded part of the queue;
+    /// a released prefix does not count). The socket writer asks for the
+    /// backlog only after its socket has not been writable for
+    /// [`OutboxLimits::slow_after`]. One future waits for both, so no
+    /// wake-up is lost between two waiters. Cancel-safe; it takes no wake-up
+    /// that [`recv_many`](Self::recv_many) needs.
+    pub async fn slow(&self, judge_backlog: bool) -> Slowness {
         loop {
-            if self.shared.lock().closed == Some(Disconnect::SlowConsumer) {
-                return;
+            {
+                let st = self.shared.lock();
+                if st.closed == Some(Disconnect::SlowConsumer) {
+                    return Slowness::Overflowed;
+                }
+                if judge_backlog && st.bytes >= self.shared.limits.slow_bytes {
+                    return Slowness::Behind;
+                }
             }
             self.shared.notify.notified().await;
         }
+    }
+
+    /// This outbox's bounds.
+    pub fn limits(&self) -> OutboxLimits {
+        self.shared.limits
     }
 
     /// The close reason, if the outbox is closed.
@@ -327,10 +401,54 @@ mod tests {
     use super::*;
 
     fn limits(m: usize, b: usize) -> OutboxLimits {
-        OutboxLimits {
-            max_messages: m,
-            max_bytes: b,
-        }
+        OutboxLimits::capped(m, b)
+    }
+
+    #[tokio::test]
+    async fn slow_judges_the_backlog_behind_a_stalled_write_only_when_asked() {
+        let l = OutboxLimits {
+            slow_bytes: 10,
+            ..limits(1000, 1 << 20)
+        };
+        let (tx, mut rx) = Outbox::bounded(l);
+        let mut buf = Vec::new();
+        tx.push(Frame::text("in flight")).unwrap();
+        rx.recv_many(&mut buf).await.unwrap();
+        // The writer is now "writing" `buf`; what arrives meanwhile is the backlog.
+        let wait = std::time::Duration::from_millis(20);
+        tx.push(Frame::text("12345")).unwrap();
+        assert!(
+            tokio::time::timeout(wait, rx.slow(true)).await.is_err(),
+            "5 bytes are not 10"
+        );
+        let waiter = tokio::spawn(async move {
+            let verdict = rx.slow(true).await;
+            (verdict, rx)
+        });
+        tokio::task::yield_now().await;
+        tx.push(Frame::text("67890")).unwrap();
+        let (verdict, mut rx) = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the push that crossed the mark")
+            .unwrap();
+        assert_eq!(verdict, Slowness::Behind);
+        // Not asked about the backlog: only an overflow is a verdict.
+        assert!(
+            tokio::time::timeout(wait, rx.slow(false)).await.is_err(),
+            "a backlog alone is no overflow"
+        );
+        // The wake-up for the writer's next drain is still there.
+        buf.clear();
+        rx.recv_many(&mut buf).await.unwrap();
+        assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn default_limits_hold_seconds_of_a_busy_channel() {
+        let d = OutboxLimits::default();
+        assert!(d.max_messages >= 8_000, "{d:?}");
+        assert!(d.max_bytes >= d.slow_bytes);
+        assert_eq!(d.slow_after, OutboxLimits::DEFAULT_SLOW_AFTER);
     }
 
     #[tokio::test]

@@ -7,10 +7,15 @@
 //!   [`Disconnect::Timeout`] as soon as nothing that counts (pongs only, or any
 //!   frame, per [`Keepalive::any_frame_resets`]) arrived within `timeout`
 //!   (checked at that moment, not at the next ping).
-//! - **Slow consumers**, one policy whichever way a client is slow: its outbox
-//!   overflowed (the hub closed it) or one write to its socket stalled past
-//!   `write_timeout`. Both end with [`Disconnect::SlowConsumer`] through the
-//!   service's [`Ending`] (close 1013 if the socket takes it within another
+//! - **Slow consumers**, judged on the client, not on a busy server: a write
+//!   that finishes at once never ends anything, however much was queued (a
+//!   writer that was not scheduled for a while just writes a bigger batch).
+//!   A client is a slow consumer when its outbox passed its memory cap
+//!   (`outbox_full`), when its socket has not been writable for the outbox's
+//!   `slow_after` with `slow_bytes` queued behind the stalled write
+//!   (`not_reading`), or when one write stalled past `write_timeout`
+//!   (`write_stalled`). Each ends with [`Disconnect::SlowConsumer`] through
+//!   the service's [`Ending`] (close 1013 if the socket takes it within another
 //!   `write_timeout`, as when the client reads again; or the service's abort),
 //!   counted once, when the end is decided, in
 //!   `switchboard_slow_consumers_total{service, cause}`.
@@ -35,7 +40,7 @@ use tokio_util::task::TaskTracker;
 use tokio_websockets::proto::ProtocolError;
 use tokio_websockets::{CloseCode, Message, Payload, WebSocketStream};
 
-use switchboard_core::{Disconnect, Frame, OutboxReceiver};
+use switchboard_core::{Disconnect, Frame, OutboxReceiver, Slowness};
 
 /// How a socket proves it is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +160,30 @@ fn to_message(frame: Frame) -> Message {
     }
 }
 
+/// Frames of batch buffer a socket keeps between writes (more is released).
+const BATCH_KEEP: usize = 64;
+
+/// Why a connection was ended as a slow consumer (the `cause` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlowCause {
+    /// Its outbox passed the memory cap.
+    OutboxFull,
+    /// Its socket was not writable for `slow_after` with `slow_bytes` queued.
+    NotReading,
+    /// One write did not finish within `write_timeout`.
+    WriteStalled,
+}
+
+impl SlowCause {
+    fn label(self) -> &'static str {
+        match self {
+            SlowCause::OutboxFull => "outbox_full",
+            SlowCause::NotReading => "not_reading",
+            SlowCause::WriteStalled => "write_stalled",
+        }
+    }
+}
+
 /// Ways the connection ended, from the runtime's point of view.
 enum End {
     /// We decide: send a Close frame with this disconnect.
@@ -183,9 +212,10 @@ pub async fn run<S, H>(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_alive = Instant::now();
     let mut buf: Vec<Frame> = Vec::new();
-    // Set when a write to the socket did not finish within the write timeout
-    // (else a slow consumer's outbox overflowed): the `cause` label.
-    let mut stalled = false;
+    // Why a slow consumer was ended: the `cause` label (an outbox overflow
+    // unless the writer found otherwise).
+    let mut cause = SlowCause::OutboxFull;
+    let limits = outbox.limits();
     // Fires when the keepalive timeout would be reached if nothing arrived since it
     // was armed; re-armed lazily from `last_alive`, so a frame costs no timer update.
     let idle = tokio::time::sleep_until(last_alive + ka.timeout);
@@ -211,23 +241,42 @@ pub async fn run<S, H>(
                     }
                     ws.flush().await
                 };
-                // A write usually finishes at its first poll; only one that
-                // waits on the client also watches for the outbox overflowing.
+                // A write usually finishes at its first poll (no timer is
+                // armed then); only one that waits on the client's socket
+                // watches for the outbox overflowing and judges whether the
+                // client reads.
+                let verdict = async {
+                    // Until the socket has been unwritable for `slow_after`
+                    // only an overflow ends the client; then a backlog does.
+                    tokio::select! {
+                        biased;
+                        s = outbox.slow(false) => return s,
+                        () = tokio::time::sleep(limits.slow_after) => {}
+                    }
+                    outbox.slow(true).await
+                };
                 let written = tokio::select! {
                     biased;
-                    r = timeout(cfg.write_timeout, write) => Some(r),
-                    () = outbox.overflowed() => None,
+                    r = timeout(cfg.write_timeout, write) => match r {
+                        Ok(r) => Ok(r),
+                        Err(_) => Err(SlowCause::WriteStalled),
+                    },
+                    s = verdict => Err(match s {
+                        Slowness::Overflowed => SlowCause::OutboxFull,
+                        Slowness::Behind => SlowCause::NotReading,
+                    }),
                 };
                 match written {
-                    Some(Ok(Ok(()))) => frames_out.increment(n),
-                    Some(Ok(Err(_))) => break End::Peer(Disconnect::PeerClosed),
-                    Some(Err(_)) => {
-                        stalled = true;
+                    Ok(Ok(())) => frames_out.increment(n),
+                    Ok(Err(_)) => break End::Peer(Disconnect::PeerClosed),
+                    Err(c) => {
+                        cause = c;
                         break End::Server(Disconnect::SlowConsumer);
                     }
-                    None => break End::Server(Disconnect::SlowConsumer),
                 }
                 buf.clear();
+                // A burst leaves no big batch buffer behind on a quiet socket.
+                buf.shrink_to(BATCH_KEEP);
             }
             m = ws.next() => match m {
                 None => break End::Peer(Disconnect::PeerClosed),
@@ -246,7 +295,7 @@ pub async fn run<S, H>(
                         if msg.is_ping() {
                             // The codec queued the pong; send it now rather than with the next write.
                             if timeout(cfg.write_timeout, ws.flush()).await.is_err() {
-                                stalled = true;
+                                cause = SlowCause::WriteStalled;
                                 break End::Server(Disconnect::SlowConsumer);
                             }
                         }
@@ -279,7 +328,7 @@ pub async fn run<S, H>(
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::Peer(Disconnect::PeerClosed),
                     Err(_) => {
-                        stalled = true;
+                        cause = SlowCause::WriteStalled;
                         break End::Server(Disconnect::SlowConsumer);
                     }
                 }
@@ -293,12 +342,7 @@ pub async fn run<S, H>(
         End::Server(d) | End::Codec(d) | End::Peer(d) => d.clone(),
     };
     if ended == Disconnect::SlowConsumer {
-        let cause = if stalled {
-            "write_stalled"
-        } else {
-            "outbox_full"
-        };
-        counter!("switchboard_slow_consumers_total", "service" => svc, "cause" => cause)
+        counter!("switchboard_slow_consumers_total", "service" => svc, "cause" => cause.label())
             .increment(1);
     }
     outbox.sender().close(ended);
@@ -432,6 +476,105 @@ mod tests {
         assert_eq!((cfg.ending)(&Disconnect::Shutdown), Ending::CloseFrame);
         cfg = cfg.for_service("x", 10, cfg.keepalive, cfg.write_timeout);
         assert_eq!((cfg.ending)(&Disconnect::Timeout), Ending::CloseFrame);
+    }
+
+    /// Tells the test how the socket ended.
+    struct Reports(Option<tokio::sync::oneshot::Sender<Disconnect>>);
+
+    impl Handler for Reports {
+        async fn on_message(&mut self, _msg: Inbound) -> Result<(), Disconnect> {
+            Ok(())
+        }
+        fn on_close(mut self, reason: &Disconnect) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(reason.clone());
+            }
+        }
+    }
+
+    /// A writer that has not run yet (a busy server) finds a burst far beyond
+    /// Pinghub's 256 messages queued; a client that reads gets all of it and
+    /// is not ended as a slow consumer, however often its socket fills.
+    #[tokio::test]
+    async fn a_burst_to_a_reading_client_is_not_a_slow_consumer() {
+        let (server_io, client_io) = tokio::io::duplex(16 * 1024);
+        let cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
+        let (tx, rx) = Outbox::bounded(OutboxLimits::default());
+        const BURST: usize = 10_000;
+        for i in 0..BURST {
+            tx.push(Frame::text(format!("{i:064}")))
+                .expect("within the cap");
+        }
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let ws = ServerBuilder::new().serve(server_io);
+            run(ws, rx, Reports(Some(done_tx)), &cfg).await;
+        });
+        let mut client = ClientBuilder::new().take_over(client_io);
+        for i in 0..BURST {
+            let m = client.next().await.expect("a frame").expect("ok");
+            assert_eq!(m.as_text(), Some(format!("{i:064}").as_str()));
+        }
+        client
+            .send(Message::close(Some(CloseCode::NORMAL_CLOSURE), ""))
+            .await
+            .expect("close");
+        while let Some(Ok(_)) = client.next().await {}
+        assert_eq!(done.await.expect("ended"), Disconnect::PeerClosed);
+        server.await.expect("server task");
+    }
+
+    /// A client that does not read: once its socket is not writable for
+    /// `slow_after` with `slow_bytes` queued behind the write, it is ended as
+    /// a slow consumer with 1013, well before the write timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_does_not_read_is_ended_with_1013() {
+        let (server_io, client_io) = tokio::io::duplex(4096);
+        let cfg = SocketConfig::base(CancellationToken::new(), TaskTracker::new());
+        let limits = OutboxLimits {
+            slow_bytes: 8 * 1024,
+            slow_after: Duration::from_secs(2),
+            ..OutboxLimits::default()
+        };
+        let (tx, rx) = Outbox::bounded(limits);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let started = Instant::now();
+        let server = tokio::spawn(async move {
+            let ws = ServerBuilder::new().serve(server_io);
+            run(ws, rx, Reports(Some(done_tx)), &cfg).await;
+        });
+        let frame = Frame::text("y".repeat(1000));
+        // Enough to fill the pipe and the codec: the writer stalls on it.
+        for _ in 0..32 {
+            tx.push(frame.clone()).expect("queued");
+            tokio::task::yield_now().await;
+        }
+        // Then a backlog behind the stalled write.
+        for _ in 0..16 {
+            tx.push(frame.clone()).expect("queued");
+        }
+        // The client starts reading only after the judgement is due.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut client = ClientBuilder::new().take_over(client_io);
+        let code = loop {
+            match client.next().await {
+                Some(Ok(m)) if m.is_close() => break m.as_close().map(|(c, _)| u16::from(c)),
+                Some(Ok(_)) => {}
+                other => panic!("no Close frame: {other:?}"),
+            }
+        };
+        assert_eq!(code, Some(1013));
+        assert_eq!(done.await.expect("ended"), Disconnect::SlowConsumer);
+        let after = started.elapsed();
+        assert!(
+            after < cfg_write_timeout(),
+            "{after:?}: ended by the judgement, not the write timeout"
+        );
+        server.await.expect("server task");
+    }
+
+    fn cfg_write_timeout() -> Duration {
+        SocketConfig::base(CancellationToken::new(), TaskTracker::new()).write_timeout
     }
 
     /// A peer that never pongs is dropped when the timeout is reached, not at

@@ -35,10 +35,7 @@ impl Echo {
         if !upgrade::is_upgrade_request(req.headers()) {
             return text_response(StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required\n");
         }
-        let (tx, rx) = Outbox::bounded(OutboxLimits {
-            max_messages: 1024,
-            max_bytes: 64 << 20,
-        });
+        let (tx, rx) = Outbox::bounded(OutboxLimits::capped(1024, 64 << 20));
         let _ = svc.relay.next_conn_id();
         upgrade::accept(req, svc.socket.clone(), rx, EchoConn { outbox: tx })
     }

@@ -13,6 +13,7 @@ pub mod meeting;
 pub mod pairs;
 pub mod rtc;
 pub mod soak;
+pub mod versus;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -32,6 +32,12 @@ pub struct MeetingsSection {
     pub outbox_messages: usize,
     /// Outbox bound in bytes per connection.
     pub outbox_bytes: usize,
+    /// A client whose socket has not been writable for `slow_consumer_secs`
+    /// with at least this many bytes queued behind it does not read: it is
+    /// ended as a slow consumer (close 1013) before the memory cap is reached.
+    pub slow_consumer_bytes: usize,
+    /// Seconds a socket may stay unwritable with `slow_consumer_bytes` queued.
+    pub slow_consumer_secs: u64,
     /// Server ping period in seconds.
     pub ping_interval_secs: u64,
     /// Seconds without a pong before the connection is dropped.
@@ -68,6 +74,8 @@ impl Default for MeetingsSection {
             max_message: d.max_message,
             outbox_messages: d.outbox.max_messages,
             outbox_bytes: d.outbox.max_bytes,
+            slow_consumer_bytes: d.outbox.slow_bytes,
+            slow_consumer_secs: d.outbox.slow_after.as_secs(),
             ping_interval_secs: d.ping_interval.as_secs(),
             pong_timeout_secs: d.pong_timeout.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
@@ -113,6 +121,7 @@ impl MeetingsSection {
             ("meetings.max_message", m.max_message),
             ("meetings.outbox_messages", m.outbox_messages),
             ("meetings.outbox_bytes", m.outbox_bytes),
+            ("meetings.slow_consumer_bytes", m.slow_consumer_bytes),
             ("meetings.queue", m.queue),
             ("meetings.batch", m.batch),
             ("meetings.poll_minute_ms", usize::from(m.poll_minute_ms > 0)),
@@ -125,6 +134,7 @@ impl MeetingsSection {
             ("meetings.ping_interval_secs", m.ping_interval_secs),
             ("meetings.pong_timeout_secs", m.pong_timeout_secs),
             ("meetings.write_timeout_secs", m.write_timeout_secs),
+            ("meetings.slow_consumer_secs", m.slow_consumer_secs),
             ("meetings.state_poll_secs", m.state_poll_secs),
         ] {
             if v == 0 {
@@ -150,6 +160,8 @@ impl MeetingsSection {
             outbox: OutboxLimits {
                 max_messages: m.outbox_messages,
                 max_bytes: m.outbox_bytes,
+                slow_bytes: m.slow_consumer_bytes,
+                slow_after: Duration::from_secs(m.slow_consumer_secs),
             },
             ping_interval: Duration::from_secs(m.ping_interval_secs),
             pong_timeout: Duration::from_secs(m.pong_timeout_secs),

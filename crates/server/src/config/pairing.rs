@@ -54,6 +54,12 @@ pub struct PairingSection {
     pub outbox_messages: usize,
     /// Outbox bound in bytes per connection.
     pub outbox_bytes: usize,
+    /// A client whose socket has not been writable for `slow_consumer_secs`
+    /// with at least this many bytes queued behind it does not read: it is
+    /// ended as a slow consumer (close 1013) before the memory cap is reached.
+    pub slow_consumer_bytes: usize,
+    /// Seconds a socket may stay unwritable with `slow_consumer_bytes` queued.
+    pub slow_consumer_secs: u64,
     /// Seconds one socket flush may take.
     pub write_timeout_secs: u64,
 }
@@ -80,6 +86,8 @@ impl Default for PairingSection {
             max_message: d.max_message,
             outbox_messages: d.outbox.max_messages,
             outbox_bytes: d.outbox.max_bytes,
+            slow_consumer_bytes: d.outbox.slow_bytes,
+            slow_consumer_secs: d.outbox.slow_after.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
         }
     }
@@ -94,6 +102,7 @@ impl PairingSection {
             ("pairing.client_timeout", p.client_timeout),
             ("pairing.heartbeat_interval", p.heartbeat_interval),
             ("pairing.write_timeout_secs", p.write_timeout_secs),
+            ("pairing.slow_consumer_secs", p.slow_consumer_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1 second"));
@@ -107,6 +116,7 @@ impl PairingSection {
             ("pairing.max_message", p.max_message),
             ("pairing.outbox_messages", p.outbox_messages),
             ("pairing.outbox_bytes", p.outbox_bytes),
+            ("pairing.slow_consumer_bytes", p.slow_consumer_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -142,6 +152,8 @@ impl PairingSection {
             outbox: OutboxLimits {
                 max_messages: p.outbox_messages,
                 max_bytes: p.outbox_bytes,
+                slow_bytes: p.slow_consumer_bytes,
+                slow_after: Duration::from_secs(p.slow_consumer_secs),
             },
             write_timeout: Duration::from_secs(p.write_timeout_secs),
             trusted_proxies: trusted,

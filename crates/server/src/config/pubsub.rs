@@ -27,6 +27,12 @@ pub struct PubsubSection {
     pub outbox_messages: usize,
     /// Outbox bound in bytes per connection.
     pub outbox_bytes: usize,
+    /// A client whose socket has not been writable for `slow_consumer_secs`
+    /// with at least this many bytes queued behind it does not read: it is
+    /// ended as a slow consumer (close 1013) before the memory cap is reached.
+    pub slow_consumer_bytes: usize,
+    /// Seconds a socket may stay unwritable with `slow_consumer_bytes` queued.
+    pub slow_consumer_secs: u64,
     /// Server ping period in seconds.
     pub ping_interval_secs: u64,
     /// Seconds without a pong before disconnecting.
@@ -64,6 +70,8 @@ impl Default for PubsubSection {
             max_post: d.max_post,
             outbox_messages: d.outbox.max_messages,
             outbox_bytes: d.outbox.max_bytes,
+            slow_consumer_bytes: d.outbox.slow_bytes,
+            slow_consumer_secs: d.outbox.slow_after.as_secs(),
             ping_interval_secs: d.ping_interval.as_secs(),
             pong_timeout_secs: d.pong_timeout.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
@@ -82,6 +90,7 @@ impl PubsubSection {
             ("pubsub.max_post", p.max_post),
             ("pubsub.outbox_messages", p.outbox_messages),
             ("pubsub.outbox_bytes", p.outbox_bytes),
+            ("pubsub.slow_consumer_bytes", p.slow_consumer_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -91,6 +100,7 @@ impl PubsubSection {
             ("pubsub.ping_interval_secs", p.ping_interval_secs),
             ("pubsub.pong_timeout_secs", p.pong_timeout_secs),
             ("pubsub.write_timeout_secs", p.write_timeout_secs),
+            ("pubsub.slow_consumer_secs", p.slow_consumer_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1 second"));
@@ -159,6 +169,8 @@ impl PubsubSection {
             outbox: OutboxLimits {
                 max_messages: p.outbox_messages,
                 max_bytes: p.outbox_bytes,
+                slow_bytes: p.slow_consumer_bytes,
+                slow_after: Duration::from_secs(p.slow_consumer_secs),
             },
             ping_interval: Duration::from_secs(p.ping_interval_secs),
             pong_timeout: Duration::from_secs(p.pong_timeout_secs),

@@ -27,6 +27,12 @@ pub struct RtcSection {
     pub outbox_messages: usize,
     /// Outbox bound in bytes per connection.
     pub outbox_bytes: usize,
+    /// A client whose socket has not been writable for `slow_consumer_secs`
+    /// with at least this many bytes queued behind it does not read: it is
+    /// ended as a slow consumer (close 1013) before the memory cap is reached.
+    pub slow_consumer_bytes: usize,
+    /// Seconds a socket may stay unwritable with `slow_consumer_bytes` queued.
+    pub slow_consumer_secs: u64,
     /// Server ping period in seconds.
     pub ping_interval_secs: u64,
     /// Seconds without any inbound frame (pongs count) before close 1008.
@@ -61,6 +67,8 @@ impl Default for RtcSection {
             max_message: d.max_message,
             outbox_messages: d.outbox.max_messages,
             outbox_bytes: d.outbox.max_bytes,
+            slow_consumer_bytes: d.outbox.slow_bytes,
+            slow_consumer_secs: d.outbox.slow_after.as_secs(),
             ping_interval_secs: d.ping_interval.as_secs(),
             idle_timeout_secs: d.idle_timeout.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
@@ -84,6 +92,7 @@ impl RtcSection {
             ("rtc.max_message", r.max_message),
             ("rtc.outbox_messages", r.outbox_messages),
             ("rtc.outbox_bytes", r.outbox_bytes),
+            ("rtc.slow_consumer_bytes", r.slow_consumer_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -93,6 +102,7 @@ impl RtcSection {
             ("rtc.ping_interval_secs", r.ping_interval_secs),
             ("rtc.idle_timeout_secs", r.idle_timeout_secs),
             ("rtc.write_timeout_secs", r.write_timeout_secs),
+            ("rtc.slow_consumer_secs", r.slow_consumer_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1 second"));
@@ -141,6 +151,8 @@ impl RtcSection {
             outbox: OutboxLimits {
                 max_messages: r.outbox_messages,
                 max_bytes: r.outbox_bytes,
+                slow_bytes: r.slow_consumer_bytes,
+                slow_after: Duration::from_secs(r.slow_consumer_secs),
             },
             ping_interval: Duration::from_secs(r.ping_interval_secs),
             idle_timeout: Duration::from_secs(r.idle_timeout_secs),

@@ -462,6 +462,117 @@ async fn difference_a_slow_subscriber_gets_close_1013_and_others_get_everything(
     h.shutdown().await;
 }
 
+/// `switchboard_slow_consumers_total{service="pubsub",cause}`.
+fn pubsub_slow_consumers(cause: &str) -> u64 {
+    let text = switchboard::ops::recorder()
+        .expect("the recorder is ours in this test binary")
+        .render();
+    let series =
+        format!("switchboard_slow_consumers_total{{service=\"pubsub\",cause=\"{cause}\"}}");
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map_or(0, |(_, v)| v.parse::<f64>().unwrap_or(0.0) as u64)
+}
+
+/// Difference: Pinghub kicks a subscriber whose 256-message buffer fills,
+/// which a busy server does to healthy readers (their writer was not run for
+/// a few ms). Here a burst of thousands of messages published back to back
+/// reaches every reading subscriber with the default settings.
+#[tokio::test]
+async fn difference_a_burst_beyond_256_messages_reaches_every_reading_subscriber() {
+    use futures_util::SinkExt as _;
+    const BURST: usize = 5_000;
+    let h = start(config(|_| {})).await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let mut sub = ws::connect(h.addr, "/pubsub/burst").await;
+        readers.push(tokio::spawn(async move {
+            for i in 0..BURST {
+                match sub.next().await {
+                    Event::Text(t) => assert_eq!(t, format!("m{i:05}"), "in order"),
+                    other => panic!("message {i}: got {other:?} instead"),
+                }
+            }
+            sub
+        }));
+    }
+    let uri = format!("ws://{}/pubsub/burst", h.addr);
+    let (mut publisher, _) = tokio_websockets::ClientBuilder::new()
+        .uri(&uri)
+        .expect("uri")
+        .connect()
+        .await
+        .expect("publisher connects");
+    // Every message into the socket before one flush: the server reads them
+    // as fast as it can and queues them for each subscriber.
+    for i in 0..BURST {
+        publisher
+            .feed(tokio_websockets::Message::text(format!("m{i:05}")))
+            .await
+            .expect("feed");
+    }
+    publisher.flush().await.expect("flush");
+    for r in readers {
+        let mut sub = r
+            .await
+            .expect("every subscriber got every message, in order");
+        sub.expect_silence(50).await;
+    }
+    h.shutdown().await;
+}
+
+/// A subscriber that stops reading is told from a busy server by its socket:
+/// not writable for `slow_consumer_secs` with `slow_consumer_bytes` queued
+/// behind it, it is ended with 1013 and counted as `not_reading`, long before
+/// the memory cap or the write timeout; a reading subscriber is unharmed.
+#[tokio::test]
+async fn a_subscriber_that_does_not_read_is_ended_1013_as_not_reading() {
+    let h = start(config(|c| {
+        c.pubsub.outbox_messages = 1_000_000;
+        c.pubsub.outbox_bytes = 1 << 30;
+        c.pubsub.slow_consumer_bytes = 64 * 1024;
+        c.pubsub.slow_consumer_secs = 1;
+        c.pubsub.write_timeout_secs = 60;
+    }))
+    .await;
+    let before = pubsub_slow_consumers("not_reading");
+    let mut slow = RawWs::connect_with(h.addr, "/pubsub/mute", &[], Some(4096)).await;
+    let mut healthy = ws::connect(h.addr, "/pubsub/mute").await;
+    let payload = "q".repeat(16 * 1024);
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while pubsub_slow_consumers("not_reading") == before {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the subscriber that does not read was never ended ({sent} sent)"
+        );
+        assert_eq!(
+            http::post(h.addr, "/pubsub/mute", payload.as_bytes())
+                .await
+                .status,
+            200
+        );
+        assert_eq!(healthy.text().await.len(), payload.len());
+        sent += 1;
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "not before its socket was unwritable for slow_consumer_secs"
+    );
+    // Reading again, it finds what the socket held and then the Close 1013
+    // (or the dropped connection, if the Close did not fit in time).
+    if let Some(close) = slow.until_close().await {
+        assert_eq!(close.close_code(), Some(1013));
+    }
+    assert_eq!(
+        http::post(h.addr, "/pubsub/mute", b"after").await.status,
+        200
+    );
+    assert_eq!(healthy.text().await, "after");
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn server_pings_and_a_client_that_never_pongs_is_closed() {
     let h = start(config(|c| {

@@ -94,10 +94,7 @@ impl Default for MeetingsConfig {
             origin: None,
             behind_proxy: false,
             max_message: 10_240,
-            outbox: OutboxLimits {
-                max_messages: 1024,
-                max_bytes: 16 << 20,
-            },
+            outbox: OutboxLimits::default(),
             ping_interval: Duration::from_secs(60),
             pong_timeout: Duration::from_secs(90),
             write_timeout: Duration::from_secs(10),
@@ -269,10 +266,10 @@ impl Meetings {
         // The owner's endpoint: registered first (the claim is honoured while it
         // is open), subscribed to the owner topic once the claim is granted.
         let endpoint = self.relay.next_conn_id();
-        let (inbox, inbox_rx) = Outbox::bounded(OutboxLimits {
-            max_messages: self.cfg.queue.saturating_mul(4).max(1024),
-            max_bytes: 64 << 20,
-        });
+        let (inbox, inbox_rx) = Outbox::bounded(OutboxLimits::capped(
+            self.cfg.queue.saturating_mul(4).max(1024),
+            64 << 20,
+        ));
         let registration = self
             .registry
             .register_internal(endpoint, SERVICE, inbox.clone());

@@ -112,10 +112,7 @@ impl Default for RtcConfig {
             origins: OriginPolicy::default(),
             trusted_proxies: TrustedProxies::none(),
             max_message: 64 * 1024,
-            outbox: OutboxLimits {
-                max_messages: 256,
-                max_bytes: 4 << 20,
-            },
+            outbox: OutboxLimits::default(),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             write_timeout: Duration::from_secs(10),
