@@ -39,6 +39,12 @@ pub struct TalkSection {
     pub outbox_messages: usize,
     /// Outbox bound in bytes per connection.
     pub outbox_bytes: usize,
+    /// A client whose socket has not been writable for `slow_consumer_secs`
+    /// with at least this many bytes queued behind it does not read: it is
+    /// ended as a slow consumer (close 1013) before the memory cap is reached.
+    pub slow_consumer_bytes: usize,
+    /// Seconds a socket may stay unwritable with `slow_consumer_bytes` queued.
+    pub slow_consumer_secs: u64,
     /// Server ping period in seconds.
     pub ping_interval_secs: u64,
     /// Seconds without any inbound frame (pongs count) before close 1008.
@@ -70,6 +76,8 @@ impl Default for TalkSection {
             max_message: d.max_message,
             outbox_messages: d.outbox.max_messages,
             outbox_bytes: d.outbox.max_bytes,
+            slow_consumer_bytes: d.outbox.slow_bytes,
+            slow_consumer_secs: d.outbox.slow_after.as_secs(),
             ping_interval_secs: d.ping_interval.as_secs(),
             read_timeout_secs: d.read_timeout.as_secs(),
             write_timeout_secs: d.write_timeout.as_secs(),
@@ -92,6 +100,7 @@ impl TalkSection {
             ("talk.max_message", t.max_message),
             ("talk.outbox_messages", t.outbox_messages),
             ("talk.outbox_bytes", t.outbox_bytes),
+            ("talk.slow_consumer_bytes", t.slow_consumer_bytes),
             ("talk.detached_queue_messages", t.detached_queue_messages),
             ("talk.connections_per_host", t.connections_per_host),
         ] {
@@ -103,6 +112,7 @@ impl TalkSection {
             ("talk.ping_interval_secs", t.ping_interval_secs),
             ("talk.read_timeout_secs", t.read_timeout_secs),
             ("talk.write_timeout_secs", t.write_timeout_secs),
+            ("talk.slow_consumer_secs", t.slow_consumer_secs),
             ("talk.hello_timeout_secs", t.hello_timeout_secs),
             ("talk.resume_window_secs", t.resume_window_secs),
             ("talk.backend_timeout_secs", t.backend_timeout_secs),
@@ -203,6 +213,8 @@ impl TalkSection {
             outbox: OutboxLimits {
                 max_messages: t.outbox_messages,
                 max_bytes: t.outbox_bytes,
+                slow_bytes: t.slow_consumer_bytes,
+                slow_after: Duration::from_secs(t.slow_consumer_secs),
             },
             ping_interval: Duration::from_secs(t.ping_interval_secs),
             read_timeout: Duration::from_secs(t.read_timeout_secs),
