@@ -247,7 +247,12 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(60));
         assert_eq!(c.hub.hello_timeout, Duration::from_secs(2));
         assert_eq!(c.hub.resume_window, Duration::from_secs(30));
-        assert!(c.hub.backends.for_url("https://cloud.example.com/").is_some());
+        assert!(
+            c.hub
+                .backends
+                .for_url("https://cloud.example.com/")
+                .is_some()
+        );
     }
 
     #[test]
@@ -260,7 +265,10 @@ mod tests {
             (|s| s.read_timeout_secs = 5, "talk.read_timeout_secs"),
             (|s| s.backends.clear(), "talk.backends"),
             (|s| s.backends[0].id.clear(), "talk.backends.id"),
-            (|s| s.backends[0].urls = vec!["cloud".into()], "talk.backends.urls"),
+            (
+                |s| s.backends[0].urls = vec!["cloud".into()],
+                "talk.backends.urls",
+            ),
             (|s| s.backends[0].secret.clear(), "talk.backends.secret"),
             (
                 |s| {

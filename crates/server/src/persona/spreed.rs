@@ -182,7 +182,11 @@ pub fn from_ini(shown: &str, ini: &Ini) -> Result<(Config, Vec<String>), Persona
         .collect();
 
     let boolean = |section: &str, key: &str| -> Result<bool, PersonaError> {
-        match ini.get(section, key).map(str::to_ascii_lowercase).as_deref() {
+        match ini
+            .get(section, key)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false") | Some("0") | Some("no") | Some("off") => Ok(false),
             Some("true") | Some("1") | Some("yes") | Some("on") => Ok(true),
             Some(other) => Err(invalid(
@@ -195,9 +199,8 @@ pub fn from_ini(shown: &str, ini: &Ini) -> Result<(Config, Vec<String>), Persona
     let number = |section: &str, key: &str| -> Result<Option<u64>, PersonaError> {
         ini.get(section, key)
             .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    invalid(section, key, format!("{v:?} is not a whole number"))
-                })
+                v.parse::<u64>()
+                    .map_err(|_| invalid(section, key, format!("{v:?} is not a whole number")))
             })
             .transpose()
     };
@@ -344,7 +347,9 @@ url = :loopback:
         assert!(!c.pubsub.enabled && !c.rtc.enabled && !c.console.enabled);
         let b = c.talk.backends();
         assert_eq!(
-            b.for_url("https://b.example.com/nc/").map(|b| b.id.clone()).as_deref(),
+            b.for_url("https://b.example.com/nc/")
+                .map(|b| b.id.clone())
+                .as_deref(),
             Some("two")
         );
     }
@@ -352,7 +357,10 @@ url = :loopback:
     #[test]
     fn bad_values_name_the_section_and_key() {
         let cases: &[(&str, &str)] = &[
-            ("[backend]\nbackends = x\n[x]\nurl = https://a/\nsecret = s\n", "[http] listen"),
+            (
+                "[backend]\nbackends = x\n[x]\nurl = https://a/\nsecret = s\n",
+                "[http] listen",
+            ),
             (
                 "[http]\nlisten = 127.0.0.1:1\n[backend]\nallowall = maybe\n",
                 "[backend] allowall",
@@ -361,8 +369,14 @@ url = :loopback:
                 "[http]\nlisten = 127.0.0.1:1\n[backend]\nbackends = x\ntimeout = soon\n[x]\nurl = https://a/\nsecret = s\n",
                 "[backend] timeout",
             ),
-            ("[http]\nlisten = 127.0.0.1:1\n[backend]\nbackends = x\n", "[x] url"),
-            ("[http]\nlisten = 127.0.0.1:1\n[backend]\n", "[backend] backends"),
+            (
+                "[http]\nlisten = 127.0.0.1:1\n[backend]\nbackends = x\n",
+                "[x] url",
+            ),
+            (
+                "[http]\nlisten = 127.0.0.1:1\n[backend]\n",
+                "[backend] backends",
+            ),
             (
                 "[http]\nlisten = 127.0.0.1:1\n[backend]\nallowall = true\nsecret = s\n[nats]\nurl = nats://127.0.0.1:4222\n",
                 "[nats] url",

@@ -45,7 +45,10 @@ async fn welcome_comes_first_with_the_features_also_in_the_upgrade_header() {
 
     let api = http::get(h.addr, "/talk/api/v1/welcome").await;
     assert_eq!(api.status, 200);
-    assert_eq!(api.header("x-spreed-signaling-features"), Some(header.as_str()));
+    assert_eq!(
+        api.header("x-spreed-signaling-features"),
+        Some(header.as_str())
+    );
     let body: Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(body["nextcloud-spreed-signaling"], "Welcome");
     assert!(body["version"].is_string());
@@ -86,12 +89,17 @@ async fn a_guest_has_an_empty_userid() {
     let nc = Nextcloud::start().await;
     let h = start(config(&nc)).await;
     let mut c = TalkClient::connect(h.addr).await;
-    c.send(json!({"id": "g", "type": "hello", "hello": {"version": "1.0",
-        "auth": {"url": nc.auth_url(), "params": {}}}}))
-        .await;
+    c.send(
+        json!({"id": "g", "type": "hello", "hello": {"version": "1.0",
+        "auth": {"url": nc.auth_url(), "params": {}}}}),
+    )
+    .await;
     let reply = c.recv().await;
     assert_eq!(reply["type"], "hello", "{reply}");
-    assert_eq!(reply["hello"]["userid"], "", "always present, empty for guests");
+    assert_eq!(
+        reply["hello"]["userid"], "",
+        "always present, empty for guests"
+    );
     h.shutdown().await;
 }
 
@@ -113,9 +121,11 @@ async fn bad_input_gets_the_specs_error_codes() {
     c.send(json!({"id": "2", "type": "hello", "hello": {"version": "3.0"}}))
         .await;
     assert_eq!(error_code(&c.recv().await), "invalid_hello_version");
-    c.send(json!({"id": "3", "type": "hello", "hello": {"version": "1.0",
-        "auth": {"type": "robot", "url": nc.auth_url(), "params": {"a": 1}}}}))
-        .await;
+    c.send(
+        json!({"id": "3", "type": "hello", "hello": {"version": "1.0",
+        "auth": {"type": "robot", "url": nc.auth_url(), "params": {"a": 1}}}}),
+    )
+    .await;
     assert_eq!(error_code(&c.recv().await), "invalid_client_type");
     c.send(json!({"id": "4", "type": "hello", "hello": {"version": "1.0",
         "auth": {"url": "https://elsewhere.example.com/ocs/v2.php/apps/spreed/api/v3/signaling/backend",
@@ -125,9 +135,11 @@ async fn bad_input_gets_the_specs_error_codes() {
     assert_eq!(error_code(&e), "invalid_backend");
     assert_eq!(e["error"]["message"], "The backend URL is not supported.");
     // Nextcloud's own error is passed through.
-    c.send(json!({"id": "5", "type": "hello", "hello": {"version": "1.0",
-        "auth": {"url": nc.auth_url(), "params": {"userid": "alice", "ticket": "forged"}}}}))
-        .await;
+    c.send(
+        json!({"id": "5", "type": "hello", "hello": {"version": "1.0",
+        "auth": {"url": nc.auth_url(), "params": {"userid": "alice", "ticket": "forged"}}}}),
+    )
+    .await;
     let e = c.recv().await;
     assert_eq!(error_code(&e), "invalid_ticket");
     assert_eq!(e["id"], "5");
@@ -162,9 +174,11 @@ async fn an_unreachable_nextcloud_is_an_internal_error_naming_the_cause() {
     });
     let h = start(cfg).await;
     let mut c = TalkClient::connect(h.addr).await;
-    c.send(json!({"id": "1", "type": "hello", "hello": {"version": "1.0",
-        "auth": {"url": format!("http://{addr}/"), "params": {"userid": "a", "ticket": "t"}}}}))
-        .await;
+    c.send(
+        json!({"id": "1", "type": "hello", "hello": {"version": "1.0",
+        "auth": {"url": format!("http://{addr}/"), "params": {"userid": "a", "ticket": "t"}}}}),
+    )
+    .await;
     let e = c.recv().await;
     assert_eq!(error_code(&e), "internal_error");
     let message = e["error"]["message"].as_str().unwrap();
@@ -211,21 +225,32 @@ async fn joining_a_room_asks_nextcloud_and_announces_everybody() {
     assert_eq!(me["event"]["join"][0]["sessionid"], alice.session.as_str());
     assert_eq!(me["event"]["join"][0]["userid"], "alice");
     assert_eq!(me["event"]["join"][0]["roomsessionid"], "nc-alice");
-    assert_eq!(me["event"]["join"][0]["user"], json!({"displayname": "ALICE"}));
+    assert_eq!(
+        me["event"]["join"][0]["user"],
+        json!({"displayname": "ALICE"})
+    );
 
     assert_eq!(bob.join("r1", "nc-bob").await["room"]["roomid"], "r1");
     let bob_self = bob.recv().await;
-    assert_eq!(bob_self["event"]["join"][0]["sessionid"], bob.session.as_str());
+    assert_eq!(
+        bob_self["event"]["join"][0]["sessionid"],
+        bob.session.as_str()
+    );
     let present = bob.recv().await;
     let list = present["event"]["join"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["sessionid"], alice.session.as_str());
     let seen_by_alice = alice.recv().await;
-    assert_eq!(seen_by_alice["event"]["join"][0]["sessionid"], bob.session.as_str());
+    assert_eq!(
+        seen_by_alice["event"]["join"][0]["sessionid"],
+        bob.session.as_str()
+    );
 
     // The same room again.
-    bob.send(json!({"id": "again", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-bob"}}))
-        .await;
+    bob.send(
+        json!({"id": "again", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-bob"}}),
+    )
+    .await;
     let e = bob.recv().await;
     assert_eq!(error_code(&e), "already_joined");
     assert_eq!(e["error"]["details"]["room"]["roomid"], "r1");
@@ -293,8 +318,10 @@ async fn messages_reach_sessions_users_and_rooms_but_never_the_sender() {
     let _ = bob.recv().await;
     let _ = bob.recv().await;
     let _ = alice.recv().await;
-    bob.send(json!({"type": "message", "message": {"recipient": {"type": "room"}, "data": "hi room"}}))
-        .await;
+    bob.send(
+        json!({"type": "message", "message": {"recipient": {"type": "room"}, "data": "hi room"}}),
+    )
+    .await;
     let m = alice.recv().await;
     assert_eq!(m["message"]["sender"]["sessionid"], bob.session.as_str());
     assert_eq!(m["message"]["data"], "hi room");
@@ -324,7 +351,10 @@ async fn bye_ends_the_session_and_leaves_the_room() {
     bob.send(json!({"id": "9", "type": "bye", "bye": {}})).await;
     assert_eq!(bob.recv().await, json!({"id": "9", "type": "bye"}));
     assert!(bob.ws.until_closed().await.is_some());
-    assert_eq!(alice.recv().await["event"]["leave"][0], bob.session.as_str());
+    assert_eq!(
+        alice.recv().await["event"]["leave"][0],
+        bob.session.as_str()
+    );
     assert_eq!(nc.room_request("leave").await["room"]["userid"], "bob");
     // The session is gone: its resume id is refused.
     let mut again = TalkClient::connect(h.addr).await;
@@ -350,8 +380,10 @@ async fn a_session_resumes_within_the_window_with_what_was_queued() {
             .await;
     }
     let mut back = TalkClient::connect(h.addr).await;
-    back.send(json!({"id": "r", "type": "hello", "hello": {"version": "1.0", "resumeid": alice.resume}}))
-        .await;
+    back.send(
+        json!({"id": "r", "type": "hello", "hello": {"version": "1.0", "resumeid": alice.resume}}),
+    )
+    .await;
     let reply = back.recv().await;
     assert_eq!(reply["type"], "hello", "{reply}");
     assert_eq!(reply["hello"]["sessionid"], alice.session.as_str());
@@ -365,7 +397,10 @@ async fn a_session_resumes_within_the_window_with_what_was_queued() {
     third
         .send(json!({"id": "t", "type": "hello", "hello": {"version": "1.0", "resumeid": alice.resume}}))
         .await;
-    assert_eq!(third.recv().await["hello"]["sessionid"], alice.session.as_str());
+    assert_eq!(
+        third.recv().await["hello"]["sessionid"],
+        alice.session.as_str()
+    );
     assert_eq!(
         back.recv().await,
         json!({"type": "bye", "bye": {"reason": "session_resumed"}})
@@ -395,8 +430,10 @@ async fn a_session_not_resumed_in_time_ends_and_leaves_its_room() {
     );
     assert_eq!(nc.room_request("leave").await["room"]["userid"], "bob");
     let mut late = TalkClient::connect(h.addr).await;
-    late.send(json!({"id": "l", "type": "hello", "hello": {"version": "1.0", "resumeid": bob.resume}}))
-        .await;
+    late.send(
+        json!({"id": "l", "type": "hello", "hello": {"version": "1.0", "resumeid": bob.resume}}),
+    )
+    .await;
     assert_eq!(error_code(&late.recv().await), "no_such_session");
     h.shutdown().await;
 }
@@ -428,7 +465,12 @@ async fn a_second_signaling_session_for_one_nextcloud_session_kicks_the_first() 
 }
 
 /// POSTs a signed room request as Nextcloud does.
-async fn backend_post(addr: std::net::SocketAddr, nc: &Nextcloud, room: &str, body: &Value) -> http::Response {
+async fn backend_post(
+    addr: std::net::SocketAddr,
+    nc: &Nextcloud,
+    room: &str,
+    body: &Value,
+) -> http::Response {
     let body = body.to_string();
     let (random, checksum) = sign(SECRET, body.as_bytes());
     let backend = nc.url();
@@ -447,7 +489,11 @@ async fn backend_post(addr: std::net::SocketAddr, nc: &Nextcloud, room: &str, bo
     .await
 }
 
-async fn post_room(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> http::Response {
+async fn post_room(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> http::Response {
     http::request(addr, "POST", "/talk/api/v1/room/r", headers, body).await
 }
 
@@ -455,7 +501,8 @@ async fn post_room(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &
 async fn the_server_api_refuses_what_the_original_refuses() {
     let nc = Nextcloud::start().await;
     let h = start(config(&nc)).await;
-    let body = json!({"type": "message", "message": {"data": {"chat": {"refresh": true}}}}).to_string();
+    let body =
+        json!({"type": "message", "message": {"data": {"chat": {"refresh": true}}}}).to_string();
     let body = body.as_bytes();
     let (random, checksum) = sign(SECRET, body);
     let backend = nc.url();
@@ -489,18 +536,34 @@ async fn the_server_api_refuses_what_the_original_refuses() {
     assert_eq!(r.status, 403);
     assert_eq!(r.text(), "Authentication check failed\n");
     let stranger = ("Spreed-Signaling-Backend", "https://unknown.example.com/");
-    assert_eq!(post_room(h.addr, &[ct, rnd, sum, stranger], body).await.status, 403);
+    assert_eq!(
+        post_room(h.addr, &[ct, rnd, sum, stranger], body)
+            .await
+            .status,
+        403
+    );
     let zeros = "0".repeat(64);
     let forged = ("Spreed-Signaling-Checksum", zeros.as_str());
-    assert_eq!(post_room(h.addr, &[ct, rnd, forged, be], body).await.status, 403);
+    assert_eq!(
+        post_room(h.addr, &[ct, rnd, forged, be], body).await.status,
+        403
+    );
     // A wrong content type, and a signed body that is not JSON: 400.
     let text = ("Content-Type", "text/plain");
-    assert_eq!(post_room(h.addr, &[text, rnd, sum, be], body).await.status, 400);
+    assert_eq!(
+        post_room(h.addr, &[text, rnd, sum, be], body).await.status,
+        400
+    );
     let junk = b"not json";
     let (jr, jc) = sign(SECRET, junk);
     let r = post_room(
         h.addr,
-        &[ct, ("Spreed-Signaling-Random", &jr), ("Spreed-Signaling-Checksum", &jc), be],
+        &[
+            ct,
+            ("Spreed-Signaling-Random", &jr),
+            ("Spreed-Signaling-Checksum", &jc),
+            be,
+        ],
         junk,
     )
     .await;
@@ -612,7 +675,10 @@ async fn invite_update_disinvite_and_delete_reach_users_and_members() {
         json!({"type": "event", "event": {"target": "roomlist", "type": "disinvite", "disinvite": {"roomid": "r", "reason": "disinvited"}}})
     );
     assert!(bob.ws.until_closed().await.is_some());
-    assert_eq!(alice.recv().await["event"]["leave"][0], bob.session.as_str());
+    assert_eq!(
+        alice.recv().await["event"]["leave"][0],
+        bob.session.as_str()
+    );
     let _ = alice.recv().await; // roomlist update to the remaining users
 
     // Deleting the room takes its members out.

@@ -72,7 +72,10 @@ fn answer(body: &Value) -> Value {
                     "type": "auth",
                     "auth": {"version": "1.0", "userid": user, "user": {"displayname": user.to_uppercase()}}
                 }),
-                Some(_) => error("invalid_ticket", "The given ticket is not valid for this user."),
+                Some(_) => error(
+                    "invalid_ticket",
+                    "The given ticket is not valid for this user.",
+                ),
             }
         }
         Some("room") => {
@@ -272,8 +275,10 @@ impl TalkClient {
 
     /// Joins `room` with Nextcloud session `nc_session`; returns the reply.
     pub(crate) async fn join(&mut self, room: &str, nc_session: &str) -> Value {
-        self.send(json!({"id": "r", "type": "room", "room": {"roomid": room, "sessionid": nc_session}}))
-            .await;
+        self.send(
+            json!({"id": "r", "type": "room", "room": {"roomid": room, "sessionid": nc_session}}),
+        )
+        .await;
         self.recv().await
     }
 }

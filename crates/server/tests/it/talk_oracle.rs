@@ -137,12 +137,18 @@ async fn conversation(s: &Script, nc: &Nextcloud) -> Vec<(String, Vec<Value>)> {
     let bob_id = hb["hello"]["sessionid"].as_str().unwrap_or("").to_owned();
     out.push(("hello".into(), vec![shape(&ha), shape(&hb)]));
 
-    a.send_text(&json!({"id": "2", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-a"}}).to_string())
-        .await;
+    a.send_text(
+        &json!({"id": "2", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-a"}})
+            .to_string(),
+    )
+    .await;
     let ra = vec![shape(&recv(&mut a).await), shape(&recv(&mut a).await)];
     out.push(("alice joins".into(), ra));
-    b.send_text(&json!({"id": "3", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-b"}}).to_string())
-        .await;
+    b.send_text(
+        &json!({"id": "3", "type": "room", "room": {"roomid": "r1", "sessionid": "nc-b"}})
+            .to_string(),
+    )
+    .await;
     let mut rb = vec![
         shape(&recv(&mut b).await),
         shape(&recv(&mut b).await),
@@ -152,10 +158,13 @@ async fn conversation(s: &Script, nc: &Nextcloud) -> Vec<(String, Vec<Value>)> {
     rb.sort_by_key(|v| v.to_string());
     out.push(("bob joins".into(), rb));
 
-    a.send_text(&json!({"id": "4", "type": "message", "message": {
+    a.send_text(
+        &json!({"id": "4", "type": "message", "message": {
         "recipient": {"type": "session", "sessionid": bob_id},
-        "data": {"type": "offer", "payload": {"sdp": "v=0"}}}}).to_string())
-        .await;
+        "data": {"type": "offer", "payload": {"sdp": "v=0"}}}})
+        .to_string(),
+    )
+    .await;
     out.push(("message".into(), vec![shape(&recv(&mut b).await)]));
 
     b.send_text(&json!({"id": "5", "type": "room", "room": {"roomid": ""}}).to_string())
@@ -203,7 +212,10 @@ async fn the_same_conversation_has_the_originals_shapes() {
     )
     .await;
     for ((step, t), (_, o)) in theirs.iter().zip(&ours) {
-        assert_eq!(o, t, "step {step:?}: ours (left) differs from the original's (right)");
+        assert_eq!(
+            o, t,
+            "step {step:?}: ours (left) differs from the original's (right)"
+        );
     }
     h.shutdown().await;
 }

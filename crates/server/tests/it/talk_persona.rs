@@ -60,7 +60,12 @@ async fn a_bad_server_conf_fails_naming_section_and_key() {
             .arg(&conf),
         std::time::Duration::from_secs(20),
     );
-    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{}", out.stderr_tail(20));
+    assert_eq!(
+        out.status.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        out.stderr_tail(20)
+    );
     let tail = out.stderr_tail(20);
     assert!(tail.contains("[backend] allowall"), "{tail}");
 }

@@ -189,7 +189,11 @@ impl Talk {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let Some(length) = length else {
-            return counted("length_required", StatusCode::LENGTH_REQUIRED, "Length required");
+            return counted(
+                "length_required",
+                StatusCode::LENGTH_REQUIRED,
+                "Length required",
+            );
         };
         if length > MAX_BODY {
             return counted(
@@ -220,26 +224,50 @@ impl Talk {
             text("spreed-signaling-random"),
             text("spreed-signaling-checksum"),
         ) else {
-            return counted("forbidden", StatusCode::FORBIDDEN, "Authentication check failed");
+            return counted(
+                "forbidden",
+                StatusCode::FORBIDDEN,
+                "Authentication check failed",
+            );
         };
         let named = text("spreed-signaling-backend");
         let Some(backend) = self.cfg.hub.backends.for_header(named.as_deref()) else {
             tracing::info!(backend = ?named, "talk: room request from a backend that is not configured");
-            return counted("forbidden", StatusCode::FORBIDDEN, "Authentication check failed");
+            return counted(
+                "forbidden",
+                StatusCode::FORBIDDEN,
+                "Authentication check failed",
+            );
         };
         let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
             .collect()
             .await
         {
             Ok(b) => b.to_bytes(),
-            Err(_) => return counted("bad_request", StatusCode::BAD_REQUEST, "Could not read body"),
+            Err(_) => {
+                return counted(
+                    "bad_request",
+                    StatusCode::BAD_REQUEST,
+                    "Could not read body",
+                );
+            }
         };
         if !backend.verify(&random, &body, &checksum) {
-            return counted("forbidden", StatusCode::FORBIDDEN, "Authentication check failed");
+            return counted(
+                "forbidden",
+                StatusCode::FORBIDDEN,
+                "Authentication check failed",
+            );
         }
         let request: RoomRequestBody = match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(_) => return counted("bad_request", StatusCode::BAD_REQUEST, "Could not read body"),
+            Err(_) => {
+                return counted(
+                    "bad_request",
+                    StatusCode::BAD_REQUEST,
+                    "Could not read body",
+                );
+            }
         };
         let (done, answer) = tokio::sync::oneshot::channel();
         self.hub

@@ -212,7 +212,10 @@ impl BackendClient {
             .timeout(timeout)
             // Nextcloud is called directly, never through a proxy from the environment.
             .no_proxy()
-            .user_agent(concat!("nextcloud-spreed-signaling/switchboard-", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "nextcloud-spreed-signaling/switchboard-",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .unwrap_or_default();
         BackendClient {
@@ -280,8 +283,9 @@ impl BackendClient {
             },
         };
         match &result {
-            Ok(_) => counter!("switchboard_talk_backend_requests_total", "outcome" => "ok")
-                .increment(1),
+            Ok(_) => {
+                counter!("switchboard_talk_backend_requests_total", "outcome" => "ok").increment(1)
+            }
             Err(e) => {
                 counter!("switchboard_talk_backend_requests_total", "outcome" => e.label())
                     .increment(1);
@@ -321,7 +325,11 @@ mod tests {
             checksum(b"MySecretValue", random, body),
             "3c4a69ff328299803ac2879614b707c807b4758cf19450755c60656cac46e3bc"
         );
-        let b = Backend::new("b", vec!["https://cloud.example.com".into()], "MySecretValue");
+        let b = Backend::new(
+            "b",
+            vec!["https://cloud.example.com".into()],
+            "MySecretValue",
+        );
         assert!(b.verify(
             random,
             body,
@@ -338,7 +346,11 @@ mod tests {
         ]);
         let id = |base: &str| backends.for_url(base).map(|b| b.id.clone());
         assert_eq!(id("https://one.example.com/").as_deref(), Some("one"));
-        assert_eq!(id("http://one.example.com/"), None, "http where https is configured");
+        assert_eq!(
+            id("http://one.example.com/"),
+            None,
+            "http where https is configured"
+        );
         assert_eq!(id("http://two.example.com/nc/").as_deref(), Some("two"));
         assert_eq!(id("http://two.example.com/other/"), None);
         assert_eq!(id("https://three.example.com/"), None);

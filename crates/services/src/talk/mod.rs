@@ -18,6 +18,7 @@ pub mod backend;
 mod connection;
 pub mod errors;
 pub mod hub;
+pub mod jwt;
 mod rooms;
 pub mod wire;
 
@@ -109,7 +110,12 @@ pub struct Talk {
 impl Talk {
     /// Builds the service and starts its hub. `socket` supplies the shutdown
     /// token and task tracker.
-    pub fn new(cfg: TalkConfig, relay: Relay, registry: Registry, socket: SocketConfig) -> Arc<Self> {
+    pub fn new(
+        cfg: TalkConfig,
+        relay: Relay,
+        registry: Registry,
+        socket: SocketConfig,
+    ) -> Arc<Self> {
         let socket = socket.for_service(
             SERVICE,
             cfg.max_message,
@@ -120,7 +126,11 @@ impl Talk {
             },
             cfg.write_timeout,
         );
-        let client = BackendClient::new(cfg.backend_timeout, cfg.connections_per_host, cfg.hub.features);
+        let client = BackendClient::new(
+            cfg.backend_timeout,
+            cfg.connections_per_host,
+            cfg.hub.features,
+        );
         let hub = hub::spawn(cfg.hub.clone(), client);
         Arc::new(Talk {
             cfg,
@@ -163,7 +173,9 @@ impl Talk {
             };
         }
         match rel.strip_prefix("/api/v1/room/") {
-            Some(roomid) if method == Method::POST && !roomid.is_empty() && !roomid.contains('/') => {
+            Some(roomid)
+                if method == Method::POST && !roomid.is_empty() && !roomid.contains('/') =>
+            {
                 let roomid = percent_encoding::percent_decode_str(roomid)
                     .decode_utf8_lossy()
                     .into_owned();

@@ -44,7 +44,11 @@ impl State {
                 "room": wire::RoomReply { roomid: &req.roomid, properties }
             });
             let details = RawValue::from_string(details.to_string()).ok();
-            let frame = error_frame(id.as_deref(), &ClientError::AlreadyJoined, details.as_deref());
+            let frame = error_frame(
+                id.as_deref(),
+                &ClientError::AlreadyJoined,
+                details.as_deref(),
+            );
             self.reply(conn, frame);
             return;
         }
@@ -344,7 +348,13 @@ impl State {
                 let sids = self.sessions_of(backend, &r.userids);
                 let body = serde_json::json!({ "roomid": roomid, "properties": r.properties });
                 self.roomlist(sids, "invite", &body);
-                self.roomlist_update(backend, roomid, &r.userids, &r.alluserids, r.properties.as_ref());
+                self.roomlist_update(
+                    backend,
+                    roomid,
+                    &r.userids,
+                    &r.alluserids,
+                    r.properties.as_ref(),
+                );
             }
             "disinvite" => {
                 let r = req.disinvite.unwrap_or_default();
@@ -367,7 +377,13 @@ impl State {
                         self.end_session(sid, End::Disinvited);
                     }
                 }
-                self.roomlist_update(backend, roomid, &r.userids, &r.alluserids, r.properties.as_ref());
+                self.roomlist_update(
+                    backend,
+                    roomid,
+                    &r.userids,
+                    &r.alluserids,
+                    r.properties.as_ref(),
+                );
             }
             "update" => {
                 let r = req.update.unwrap_or_default();
@@ -419,12 +435,16 @@ impl State {
                             s.in_call = r.incall;
                         }
                     }
-                    let body = serde_json::json!({ "roomid": roomid, "incall": r.incall, "all": true });
+                    let body =
+                        serde_json::json!({ "roomid": roomid, "incall": r.incall, "all": true });
                     self.to_room(backend, roomid, "participants", "update", &body);
                 } else {
                     for c in &r.changed {
                         let nc = c.get("sessionId").and_then(|v| v.as_str()).unwrap_or("");
-                        let flags = c.get("inCall").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                        let flags = c
+                            .get("inCall")
+                            .and_then(serde_json::Value::as_i64)
+                            .unwrap_or(0);
                         if let Some(&sid) = self.by_nc.get(&(backend.id.clone(), nc.to_owned()))
                             && let Some(s) = self.sessions.get_mut(&sid)
                         {
@@ -463,7 +483,11 @@ impl State {
     /// Participant entries with Nextcloud session ids replaced by signaling
     /// ids (entries that map to no session here are left out) and without
     /// `permissions`.
-    fn map_users(&self, backend: &Backend, users: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    fn map_users(
+        &self,
+        backend: &Backend,
+        users: Vec<serde_json::Value>,
+    ) -> Vec<serde_json::Value> {
         users
             .into_iter()
             .filter_map(|mut u| {
@@ -499,8 +523,7 @@ fn parse_join(data: &RawValue) -> Result<JoinOk, ClientError> {
         #[serde(default)]
         permissions: Option<Vec<String>>,
     }
-    let reply: Reply =
-        serde_json::from_str(data.get()).map_err(|_| ClientError::RoomJoinFailed)?;
+    let reply: Reply = serde_json::from_str(data.get()).map_err(|_| ClientError::RoomJoinFailed)?;
     match (reply.kind.as_str(), reply.room, reply.error) {
         ("room", Some(r), _) => Ok(JoinOk {
             properties: r.properties,

@@ -439,7 +439,11 @@ mod tests {
                 assert!(parse(text.as_bytes()).is_ok(), "{text}");
                 continue;
             }
-            assert_eq!(code(text), (id.map(str::to_owned), (*want).to_owned()), "{text}");
+            assert_eq!(
+                code(text),
+                (id.map(str::to_owned), (*want).to_owned()),
+                "{text}"
+            );
         }
     }
 
