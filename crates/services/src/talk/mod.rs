@@ -20,6 +20,8 @@ pub mod errors;
 pub mod hub;
 pub mod jwt;
 mod rooms;
+pub mod throttle;
+pub mod turn;
 pub mod wire;
 
 use std::sync::Arc;
