@@ -15,6 +15,7 @@
 
 mod api;
 pub mod backend;
+pub mod capabilities;
 mod connection;
 pub mod errors;
 pub mod hub;
