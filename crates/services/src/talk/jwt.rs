@@ -315,12 +315,14 @@ mod tests {
         })
     }
 
+    type SignFn = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     /// One signer per algorithm, each with a freshly generated key, and the
     /// public key as Nextcloud would publish it.
     struct Signer {
         alg: &'static str,
         public: String,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        sign: SignFn,
     }
 
     /// RSA keys are slow to generate: two per test run, shared.
