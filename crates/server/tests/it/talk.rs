@@ -595,6 +595,7 @@ async fn incall_participants_and_chat_reach_the_room_with_signaling_ids() {
                   {"inCall": 0, "sessionId": "nc-a", "userId": "alice"},
                   {"inCall": 0, "sessionId": "nc-elsewhere", "userId": "carol"}]}});
     assert_eq!(backend_post(h.addr, &nc, "r", &incall).await.status, 200);
+    let (alice_id, bob_id) = (alice.session.clone(), bob.session.clone());
     for c in [&mut alice, &mut bob] {
         let u = c.recv().await;
         assert_eq!(u["event"]["target"], "participants");
@@ -602,9 +603,9 @@ async fn incall_participants_and_chat_reach_the_room_with_signaling_ids() {
         assert_eq!(u["event"]["update"]["roomid"], "r");
         let users = u["event"]["update"]["users"].as_array().unwrap();
         assert_eq!(users.len(), 2, "the unmapped session is left out: {u}");
-        assert_eq!(users[0]["sessionId"], bob.session.as_str());
+        assert_eq!(users[0]["sessionId"], bob_id.as_str());
         assert!(users[0].get("permissions").is_none());
-        assert_eq!(users[1]["sessionId"], alice.session.as_str());
+        assert_eq!(users[1]["sessionId"], alice_id.as_str());
     }
     // Bob is in the call now: `call` recipients reach him only.
     alice
