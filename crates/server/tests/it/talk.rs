@@ -231,15 +231,16 @@ async fn joining_a_room_asks_nextcloud_and_announces_everybody() {
     );
 
     assert_eq!(bob.join("r1", "nc-bob").await["room"]["roomid"], "r1");
+    // As the original: first who is there, then the joiner itself.
+    let present = bob.recv().await;
+    let list = present["event"]["join"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["sessionid"], alice.session.as_str());
     let bob_self = bob.recv().await;
     assert_eq!(
         bob_self["event"]["join"][0]["sessionid"],
         bob.session.as_str()
     );
-    let present = bob.recv().await;
-    let list = present["event"]["join"].as_array().unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["sessionid"], alice.session.as_str());
     let seen_by_alice = alice.recv().await;
     assert_eq!(
         seen_by_alice["event"]["join"][0]["sessionid"],

@@ -58,9 +58,13 @@ pub(crate) fn sign(secret: &str, body: &[u8]) -> (String, String) {
     (random, checksum)
 }
 
-fn ocs(data: Value) -> String {
-    json!({"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK"}, "data": data}})
-        .to_string()
+/// An OCS envelope, sent as `application/json` as Nextcloud does (the original refuses other types).
+fn ocs(data: Value) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        json!({"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK"}, "data": data}})
+            .to_string(),
+    )
 }
 
 fn error(code: &str, message: &str) -> Value {

@@ -141,15 +141,15 @@ impl State {
             properties: properties.as_deref(),
         };
         self.deliver(sid, wire::frame(id.as_deref(), "room", Some(&reply)));
-        // Everybody in the room, the joiner too, learns of the joiner ...
-        let joined = self.join_event(&[sid]);
-        for m in others.iter().copied().chain(std::iter::once(sid)) {
-            self.deliver(m, joined.clone());
-        }
-        // ... and the joiner of everybody already there.
+        // The joiner learns of everybody already there (first, as the original
+        // does), then everybody in the room, the joiner too, of the joiner.
         if !others.is_empty() {
             let present = self.join_event(&others);
             self.deliver(sid, present);
+        }
+        let joined = self.join_event(&[sid]);
+        for m in others.iter().copied().chain(std::iter::once(sid)) {
+            self.deliver(m, joined.clone());
         }
     }
 
@@ -425,7 +425,7 @@ impl State {
                 let r = req.participants.unwrap_or_default();
                 let users = self.map_users(backend, r.users);
                 let body = serde_json::json!({ "roomid": roomid, "users": users });
-                self.to_room(backend, roomid, "participants", "update", &body);
+                self.send_to_room(backend, roomid, "participants", "update", &body);
             }
             "incall" => {
                 let r = req.incall.unwrap_or_default();
@@ -437,7 +437,7 @@ impl State {
                     }
                     let body =
                         serde_json::json!({ "roomid": roomid, "incall": r.incall, "all": true });
-                    self.to_room(backend, roomid, "participants", "update", &body);
+                    self.send_to_room(backend, roomid, "participants", "update", &body);
                 } else {
                     for c in &r.changed {
                         let nc = c.get("sessionId").and_then(|v| v.as_str()).unwrap_or("");
@@ -453,20 +453,20 @@ impl State {
                     }
                     let users = self.map_users(backend, r.users);
                     let body = serde_json::json!({ "roomid": roomid, "users": users });
-                    self.to_room(backend, roomid, "participants", "update", &body);
+                    self.send_to_room(backend, roomid, "participants", "update", &body);
                 }
             }
             "message" => {
                 let r = req.message.unwrap_or_default();
                 let body = serde_json::json!({ "roomid": roomid, "data": r.data });
-                self.to_room(backend, roomid, "room", "message", &body);
+                self.send_to_room(backend, roomid, "room", "message", &body);
             }
             other => return Err(ApiError::Unsupported(other.to_owned())),
         }
         Ok(())
     }
 
-    fn to_room(
+    fn send_to_room(
         &mut self,
         backend: &Backend,
         roomid: &str,
