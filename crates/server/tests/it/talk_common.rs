@@ -154,13 +154,15 @@ impl Nextcloud {
             let public = public.clone();
             async move {
                 if headers.get("ocs-apirequest").and_then(|v| v.to_str().ok()) != Some("true") {
-                    return (axum::http::StatusCode::BAD_REQUEST, String::new());
+                    return axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::BAD_REQUEST,
+                    );
                 }
                 let caps = json!({"capabilities": {"spreed": {
                     "features": ["audio", "video", "signaling-v3"],
                     "config": {"signaling": {"hello-v2-token-key": public}},
                 }}});
-                (axum::http::StatusCode::OK, ocs(caps))
+                axum::response::IntoResponse::into_response(ocs(caps))
             }
         };
         let app = Router::new()
