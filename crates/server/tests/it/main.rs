@@ -48,4 +48,5 @@ mod soak_bench;
 mod talk;
 mod talk_oracle;
 mod talk_persona;
+mod talk_v2;
 mod tls;

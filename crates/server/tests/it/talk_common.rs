@@ -9,6 +9,10 @@
 //! properties and permissions; `no-such-room` is refused with
 //! `no_such_room`; `action: leave` acknowledged) and `ping`, in OCS
 //! envelopes, on the v1 and v3 paths. It records each request it accepted.
+//! It also serves its capabilities (`GET /ocs/v2.php/cloud/capabilities`,
+//! with `OCS-APIRequest: true`, else 400) with `signaling-v3` and an Ed25519
+//! `hello-v2-token-key` (raw base64, as Nextcloud publishes it) generated at
+//! start, and signs hello v2 tokens with it ([`Nextcloud::token`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,6 +37,7 @@ pub(crate) struct Nextcloud {
     pub(crate) addr: SocketAddr,
     requests: mpsc::UnboundedReceiver<Value>,
     rejected: Arc<Mutex<u32>>,
+    signing: ed25519_dalek::SigningKey,
 }
 
 fn hex_hmac(secret: &[u8], random: &[u8], body: &[u8]) -> String {
@@ -140,7 +145,31 @@ impl Nextcloud {
                 ocs(reply)
             }
         };
+        let signing = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let public = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            signing.verifying_key().as_bytes(),
+        );
+        let capabilities = move |headers: HeaderMap| {
+            let public = public.clone();
+            async move {
+                if headers.get("ocs-apirequest").and_then(|v| v.to_str().ok()) != Some("true") {
+                    return axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::BAD_REQUEST,
+                    );
+                }
+                let caps = json!({"capabilities": {"spreed": {
+                    "features": ["audio", "video", "signaling-v3"],
+                    "config": {"signaling": {"hello-v2-token-key": public}},
+                }}});
+                axum::response::IntoResponse::into_response(ocs(caps))
+            }
+        };
         let app = Router::new()
+            .route(
+                "/ocs/v2.php/cloud/capabilities",
+                axum::routing::get(capabilities),
+            )
             .route(
                 "/ocs/v2.php/apps/spreed/api/v1/signaling/backend",
                 post(handler.clone()),
@@ -160,7 +189,22 @@ impl Nextcloud {
             addr,
             requests,
             rejected,
+            signing,
         }
+    }
+
+    /// A hello v2 token (EdDSA) with these claims, signed with the published key.
+    pub(crate) fn token(&self, claims: &Value) -> String {
+        use base64::Engine as _;
+        use ed25519_dalek::Signer as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let signed = format!(
+            "{}.{}",
+            b64(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self.signing.sign(signed.as_bytes()).to_bytes();
+        format!("{signed}.{}", b64(&sig))
     }
 
     /// The base URL, as configured and as Talk clients name it.

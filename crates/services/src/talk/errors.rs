@@ -37,6 +37,10 @@ pub enum ClientError {
     /// Malformed or invalid message.
     #[error("Invalid data format.")]
     InvalidFormat,
+    /// A hello v2 token was refused: `invalid_token`, `token_not_valid_yet`
+    /// or `token_expired` (see [`super::jwt::TokenError::code`]).
+    #[error("{}", .0.message())]
+    Token(super::jwt::TokenError),
     /// An internal failure (such as an unreachable backend), with its text.
     #[error("{0}")]
     Internal(String),
@@ -64,6 +68,7 @@ impl ClientError {
             ClientError::AlreadyJoined => "already_joined",
             ClientError::NotInRoom => "not_in_room",
             ClientError::InvalidFormat => "invalid_format",
+            ClientError::Token(e) => e.code(),
             ClientError::Internal(_) => "internal_error",
             ClientError::Backend { code, .. } => code,
         }
@@ -83,6 +88,7 @@ impl ClientError {
             ClientError::AlreadyJoined => "already_joined",
             ClientError::NotInRoom => "not_in_room",
             ClientError::InvalidFormat => "invalid_format",
+            ClientError::Token(e) => e.code(),
             ClientError::Internal(_) => "internal_error",
             ClientError::Backend { .. } => "backend",
         }

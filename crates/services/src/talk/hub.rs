@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::api::{ApiError, RoomRequestBody};
 use super::backend::{Backend, BackendClient, Backends};
+use super::capabilities::{self, CapabilitiesCache};
 use super::errors::ClientError;
 use super::wire::{self, Body, ClientMessage, Hello, Raw};
 
@@ -142,6 +143,7 @@ pub fn spawn(cfg: HubConfig, client: BackendClient) -> HubHandle {
     let state = State {
         cfg: Arc::new(cfg),
         client,
+        capabilities: CapabilitiesCache::new(Duration::from_secs(10), capabilities::MIN_TTL),
         tx: tx.downgrade(),
         stats: stats.clone(),
         conns: HashMap::new(),
@@ -217,6 +219,8 @@ impl End {
 pub(super) struct State {
     pub(super) cfg: Arc<HubConfig>,
     pub(super) client: BackendClient,
+    /// Backends' capabilities (the hello v2 key), fetched from tasks.
+    capabilities: CapabilitiesCache,
     tx: mpsc::WeakSender<Cmd>,
     pub(super) stats: Arc<TalkStats>,
     pub(super) conns: HashMap<ConnId, Conn>,
@@ -424,8 +428,7 @@ impl State {
             state.reply(conn, error_frame(id.as_deref(), &e, None));
             state.arm_hello_timer(conn);
         };
-        if hello.version != "1.0" {
-            // Hello v2 (JWT) is not built yet, so it is not advertised.
+        if hello.version != "1.0" && hello.version != "2.0" {
             return refuse(self, ClientError::InvalidHelloVersion);
         }
         let Some(auth) = hello.auth.as_ref() else {
@@ -443,6 +446,9 @@ impl State {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.hello_generation += 1;
         }
+        if hello.version == "2.0" {
+            return self.hello_v2(conn, id, hello, backend);
+        }
         let params = auth
             .params
             .as_deref()
@@ -454,6 +460,43 @@ impl State {
             let result = match client.call(&backend, &base, body.into_bytes()).await {
                 Err(e) => Err(ClientError::Internal(e.to_string())),
                 Ok(data) => parse_auth(&data),
+            };
+            Some(Cmd::Authenticated {
+                conn,
+                id,
+                hello: Box::new(hello),
+                backend,
+                result,
+            })
+        });
+    }
+
+    /// Hello v2: the token in `auth.params.token` is checked in a task with
+    /// the key from the backend's capabilities; no call to Nextcloud's
+    /// signaling endpoint.
+    fn hello_v2(&mut self, conn: ConnId, id: Option<String>, hello: Hello, backend: Arc<Backend>) {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            #[serde(default)]
+            token: String,
+        }
+        let token = hello
+            .auth
+            .as_ref()
+            .and_then(|a| a.params.as_deref())
+            .and_then(|p| serde_json::from_str::<Params>(p.get()).ok())
+            .map(|p| p.token)
+            .unwrap_or_default();
+        let base = hello
+            .auth
+            .as_ref()
+            .map(|a| a.url.clone())
+            .unwrap_or_default();
+        let caps = self.capabilities.clone();
+        self.spawn_reporting(async move {
+            let result = match caps.hello_v2_key(&base).await {
+                Err(e) => Err(ClientError::Internal(e.to_string())),
+                Ok(key) => check_token(&token, key.as_deref()),
             };
             Some(Cmd::Authenticated {
                 conn,
@@ -622,6 +665,28 @@ impl State {
             c.outbox.close(Disconnect::service(1000, "", why.label()));
         }
     }
+}
+
+/// Checks a hello v2 token with the backend's published key (none, or one
+/// we can not read: every token is invalid).
+fn check_token(token: &str, key: Option<&str>) -> Result<AuthOk, ClientError> {
+    use super::jwt::{self, TokenError, TokenKey};
+    let key = key
+        .ok_or(ClientError::Token(TokenError::Malformed))
+        .and_then(|k| {
+            TokenKey::parse(k).map_err(|e| {
+                tracing::warn!(error = %e, "talk: the backend's hello-v2-token-key is unusable");
+                ClientError::Token(TokenError::Malformed)
+            })
+        })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let claims = jwt::verify(token, &key, now).map_err(ClientError::Token)?;
+    Ok(AuthOk {
+        userid: claims.user_id,
+        user: claims.user_data,
+    })
 }
 
 fn parse_auth(data: &RawValue) -> Result<AuthOk, ClientError> {

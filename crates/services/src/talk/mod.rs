@@ -15,10 +15,14 @@
 
 mod api;
 pub mod backend;
+pub mod capabilities;
 mod connection;
 pub mod errors;
 pub mod hub;
+pub mod jwt;
 mod rooms;
+pub mod throttle;
+pub mod turn;
 pub mod wire;
 
 use std::sync::Arc;
@@ -40,9 +44,14 @@ pub use hub::{HubConfig, HubHandle, TalkStats};
 pub const SERVICE: &str = "talk";
 
 /// What this server offers, sorted, in `welcome`, `hello.server` and the
-/// `X-Spreed-Signaling-Features` header. Only what is built: no `hello-v2`,
-/// `switchto`, `federation`, `transient-data` or `mcu` yet.
-pub const FEATURES: &[&str] = &["audio-video-permissions", "incall-all", "welcome"];
+/// `X-Spreed-Signaling-Features` header. Only what is built: no `switchto`,
+/// `federation`, `transient-data` or `mcu` yet.
+pub const FEATURES: &[&str] = &[
+    "audio-video-permissions",
+    "hello-v2",
+    "incall-all",
+    "welcome",
+];
 
 /// Our `version` in `welcome`, `hello.server` and `/api/v1/welcome`.
 pub const VERSION: &str = concat!("switchboard-", env!("CARGO_PKG_VERSION"));
