@@ -55,22 +55,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The wire code.
+    /// The wire code: the label, except that a passed-through backend
+    /// error keeps Nextcloud's own code.
     pub fn code(&self) -> &str {
         match self {
-            ClientError::HelloExpected => "hello_expected",
-            ClientError::InvalidHelloVersion => "invalid_hello_version",
-            ClientError::InvalidClientType => "invalid_client_type",
-            ClientError::InvalidBackend => "invalid_backend",
-            ClientError::AuthFailed => "auth_failed",
-            ClientError::NoSuchSession => "no_such_session",
-            ClientError::RoomJoinFailed => "room_join_failed",
-            ClientError::AlreadyJoined => "already_joined",
-            ClientError::NotInRoom => "not_in_room",
-            ClientError::InvalidFormat => "invalid_format",
-            ClientError::Token(e) => e.code(),
-            ClientError::Internal(_) => "internal_error",
             ClientError::Backend { code, .. } => code,
+            other => other.label(),
         }
     }
 
